@@ -1,0 +1,91 @@
+"""create_app(): the FastAPI application. The lifespan opens the engine and HTTP clients."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from haunt_fm import __version__
+from haunt_fm.config import Settings
+from haunt_fm.db.session import create_engine, create_session_factory
+from haunt_fm.errors import install_error_handlers
+from haunt_fm.middleware import BodySizeLimitMiddleware, TokenAuthMiddleware
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Personal music recommendation engine: Home Assistant reports listens, Last.fm finds
+similar music, iTunes supplies 30-second previews, CLAP embeds them into pgvector, and
+each profile gets recommendations and playlists played through Music Assistant.
+
+When `HAUNTFM_API_TOKEN` is set every `/api/*` call needs `Authorization: Bearer <token>`.
+"""
+
+
+def create_app(settings: Settings, *, database_url: str, start_background: bool = True) -> FastAPI:
+    """Build the app against `database_url` (schema already upgraded)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        app.state.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(20.0, connect=10.0),
+            follow_redirects=True,
+            headers={"User-Agent": f"haunt-fm/{__version__}"},
+        )
+        app.state.embedding_worker = None
+        from haunt_fm import background
+
+        tasks = background.start(app, settings) if start_background else []
+        try:
+            yield
+        finally:
+            await background.stop(tasks)
+            await app.state.http.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="haunt-fm",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    _include_routers(app)
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(
+        TokenAuthMiddleware, token=settings.api_token.get_secret_value() if settings.api_token else None
+    )
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    from haunt_fm.pipeline.listens.router import router as listens
+    from haunt_fm.pipeline.profiles.router import router as profiles
+    from haunt_fm.pipeline.status.router import router as status
+
+    for router in (status, listens, profiles):
+        app.include_router(router)
+    # Stage routers register themselves here as they land.
+    for module in (
+        "haunt_fm.pipeline.discovery.router",
+        "haunt_fm.pipeline.recommendations.router",
+        "haunt_fm.pipeline.taste.router",
+        "haunt_fm.pipeline.feedback.router",
+        "haunt_fm.pipeline.playlists.router",
+        "haunt_fm.web.router",
+    ):
+        try:
+            mod = __import__(module, fromlist=["router"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.include_router(mod.router)

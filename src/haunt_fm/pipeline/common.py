@@ -1,0 +1,58 @@
+"""Small pieces shared by the stage packages: input validation and profile lookup."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import AfterValidator
+
+PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+LimitQuery = Annotated[int, Query(ge=1, le=500, description="How many rows, 1..500.")]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; reject rather than fail later with a 500.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _stripped_nonblank(value: str) -> str:
+    value = _no_nul(value).strip()
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _stripped_optional(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = _no_nul(value).strip()
+    return value or None
+
+
+NonBlankStr = Annotated[str, AfterValidator(_stripped_nonblank)]
+OptionalStr = Annotated[str | None, AfterValidator(_stripped_optional)]
+
+
+def validate_profile_name(name: str) -> str:
+    if not PROFILE_NAME_RE.match(name):
+        raise ValueError(
+            "profile names are 1-64 characters: lowercase letters, digits, '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+ProfileName = Annotated[str, AfterValidator(validate_profile_name)]
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted to UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,74 @@
+"""CLAP vectors for tracks and for vibe texts, and the state each worker reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haunt_fm.db.base import EMBEDDING_DIM, Base
+
+
+class TrackEmbedding(Base):
+    __tablename__ = "track_embeddings"
+
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), primary_key=True)
+    # L2-normalised; HNSW index with vector_cosine_ops (migration 0001).
+    embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM))
+    model: Mapped[str] = mapped_column(Text)
+    pipeline_version: Mapped[int] = mapped_column(Integer)
+    windows: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index(
+            "ix_track_embeddings_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+
+class TextEmbedding(Base):
+    """Vibe text embeddings, cached by normalised text.
+
+    A request from an API process without a loaded model is a row with status
+    'pending' that any worker (on any machine) computes.
+    """
+
+    __tablename__ = "text_embeddings"
+
+    text_norm: Mapped[str] = mapped_column(Text, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")  # pending|done|failed
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
+    model: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerState(Base):
+    """One row per worker process; /api/status summarises them."""
+
+    __tablename__ = "worker_states"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)  # hostname:pid:random
+    hostname: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(Text)  # idle|working|error
+    model: Mapped[str | None] = mapped_column(Text)
+    model_loaded: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    text_tower_ok: Mapped[bool | None] = mapped_column(Boolean)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    last_batch_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    tracks_done: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,38 @@
+"""Listen events, as Home Assistant reports them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haunt_fm.db.base import Base
+
+
+class ListenEvent(Base):
+    __tablename__ = "listen_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    profile_id: Mapped[int] = mapped_column(ForeignKey("profiles.id"))
+    played_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # As reported, before normalisation.
+    title: Mapped[str] = mapped_column(Text)
+    artist: Mapped[str] = mapped_column(Text)
+    album: Mapped[str | None] = mapped_column(Text)
+    speaker_name: Mapped[str | None] = mapped_column(Text)
+    speaker_entity: Mapped[str | None] = mapped_column(Text)
+    media_content_id: Mapped[str | None] = mapped_column(Text)
+    duration_s: Mapped[int | None] = mapped_column(Integer)
+
+    # The 60-second duplicate rule is an exclusion constraint (see migration 0001):
+    # no two events of one (track, profile) whose [played_at, played_at + 60 s) overlap.
+    __table_args__ = (
+        Index("ix_listen_events_profile_played", "profile_id", "played_at"),
+        Index("ix_listen_events_played", "played_at"),
+        # Taste staleness: "any listen received since the profile was built?"
+        Index("ix_listen_events_profile_received", "profile_id", "received_at"),
+        Index("ix_listen_events_track", "track_id"),
+    )

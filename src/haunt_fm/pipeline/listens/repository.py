@@ -1,0 +1,90 @@
+"""Listen-event queries. Logging a listen is one round trip: it is the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# Resolve the profile (explicit name > speaker mapping > default), find-or-create the
+# track by identity, and insert the event unless the exclusion constraint says it is a
+# duplicate (same track and profile within 60 s) — all in one statement.
+_LOG_SQL = text(
+    """
+    WITH prof AS (
+        SELECT coalesce(
+            (SELECT id FROM profiles WHERE name = :profile),
+            (SELECT profile_id FROM speaker_mappings
+              WHERE speaker_norm IN (:speaker_name_key, :speaker_entity_key)
+              ORDER BY (speaker_norm = :speaker_name_key) DESC LIMIT 1),
+            (SELECT id FROM profiles WHERE name = 'default')) AS id
+    ), trk AS (
+        INSERT INTO tracks (title, artist, album, norm_artist, norm_title, norm_key, source, listened)
+        VALUES (:title, :artist, :album, :norm_artist, :norm_title, :norm_key, 'listen', true)
+        ON CONFLICT (norm_key) DO UPDATE SET
+            listened = true,
+            album = coalesce(tracks.album, EXCLUDED.album)
+        RETURNING id
+    ), ev AS (
+        INSERT INTO listen_events (track_id, profile_id, played_at, title, artist, album,
+                                   speaker_name, speaker_entity, media_content_id, duration_s)
+        SELECT trk.id, prof.id, coalesce(:played_at, now()), :title, :artist, :album,
+               :speaker_name, :speaker_entity, :media_content_id, :duration_s
+        FROM trk, prof
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT (SELECT id FROM ev) AS event_id, (SELECT id FROM trk) AS track_id,
+           prof.id AS profile_id, p.name AS profile_name,
+           coalesce(:played_at, now()) AS played_at
+    FROM prof JOIN profiles p ON p.id = prof.id
+    """
+)
+
+_FIND_DUPLICATE_SQL = text(
+    """
+    SELECT id FROM listen_events
+    WHERE track_id = :track_id AND profile_id = :profile_id
+      AND listen_window(played_at) && listen_window(:played_at)
+    ORDER BY played_at LIMIT 1
+    """
+)
+
+
+async def log_listen(session: AsyncSession, params: dict[str, Any]) -> dict[str, Any]:
+    """Insert one listen; `event_id` is None when it duplicates an existing one."""
+    row = (await session.execute(_LOG_SQL, params)).mappings().one()
+    return dict(row)
+
+
+async def find_duplicate(
+    session: AsyncSession, *, track_id: int, profile_id: int, played_at: datetime
+) -> int | None:
+    row = (
+        await session.execute(
+            _FIND_DUPLICATE_SQL, {"track_id": track_id, "profile_id": profile_id, "played_at": played_at}
+        )
+    ).first()
+    return None if row is None else int(row[0])
+
+
+_RECENT_SQL = text(
+    """
+    SELECT e.id AS event_id, e.track_id, t.title, t.artist, coalesce(e.album, t.album) AS album,
+           p.name AS profile, e.speaker_name, e.speaker_entity, e.played_at,
+           e.media_content_id, e.duration_s
+    FROM listen_events e
+    JOIN tracks t ON t.id = e.track_id
+    JOIN profiles p ON p.id = e.profile_id
+    WHERE (CAST(:profile_id AS bigint) IS NULL OR e.profile_id = :profile_id)
+    ORDER BY e.played_at DESC, e.id DESC
+    LIMIT :limit
+    """
+)
+
+
+async def recent(session: AsyncSession, *, profile_id: int | None, limit: int) -> Sequence[Any]:
+    return (await session.execute(_RECENT_SQL, {"profile_id": profile_id, "limit": limit})).mappings().all()

@@ -1,0 +1,76 @@
+"""Listening history: log what Home Assistant reports, attribute it to the right person."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haunt_fm.pipeline.common import PROFILE_NAME_RE, as_utc
+from haunt_fm.pipeline.listens import repository as repo
+from haunt_fm.pipeline.listens.schemas import ListenIn, ListenLogged, ListenOut
+from haunt_fm.pipeline.profiles import service as profiles
+from haunt_fm.pipeline.profiles.repository import speaker_key
+from haunt_fm.pipeline.tracks.repository import identity_params
+
+
+async def log_listen(session: AsyncSession, *, listen: ListenIn) -> ListenLogged:
+    """Store a listen, or report the one it duplicates (same track and profile within 60 s)."""
+    played_at = as_utc(listen.played_at) if listen.played_at else None
+    wanted = listen.profile
+    params = {
+        "title": listen.title,
+        "artist": listen.artist,
+        "album": listen.album,
+        "profile": wanted,
+        "speaker_name": listen.speaker_name,
+        "speaker_entity": listen.speaker_entity,
+        "speaker_name_key": speaker_key(listen.speaker_name) if listen.speaker_name else None,
+        "speaker_entity_key": speaker_key(listen.speaker_entity) if listen.speaker_entity else None,
+        "played_at": played_at,
+        "media_content_id": listen.media_content_id,
+        "duration_s": listen.duration_s,
+        **identity_params(title=listen.title, artist=listen.artist),
+    }
+    row = await repo.log_listen(session, params)
+    note = None
+    if wanted is not None and wanted != row["profile_name"]:
+        # Never drop a listen over a profile problem: log it and say where it went.
+        why = "is not a valid profile name" if not PROFILE_NAME_RE.match(wanted) else "does not exist"
+        note = f"Profile '{wanted}' {why}; the listen was logged to '{row['profile_name']}'."
+    if row["event_id"] is not None:
+        return ListenLogged(
+            status="logged",
+            event_id=row["event_id"],
+            track_id=row["track_id"],
+            profile=row["profile_name"],
+            note=note,
+        )
+    event_id = await repo.find_duplicate(
+        session, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
+    )
+    if event_id is None:
+        # The conflicting event vanished between the two statements (deleted profile): retry once.
+        row = await repo.log_listen(session, params)
+        event_id = row["event_id"]
+        if event_id is None:
+            event_id = await repo.find_duplicate(
+                session, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
+            )
+        assert event_id is not None
+    return ListenLogged(
+        status="duplicate",
+        event_id=event_id,
+        track_id=row["track_id"],
+        profile=row["profile_name"],
+        note=note,
+    )
+
+
+async def recent(session: AsyncSession, *, profile: str | None, limit: int) -> list[ListenOut]:
+    """Newest listens first; all profiles unless one is named."""
+    profile_id = None
+    if profile is not None:
+        profile_id = (await profiles.require(session, name=profile)).id
+    return [
+        ListenOut.model_validate(dict(r))
+        for r in await repo.recent(session, profile_id=profile_id, limit=limit)
+    ]

@@ -1,0 +1,33 @@
+"""/health and /api/status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from haunt_fm.deps import SessionDep, SettingsDep
+from haunt_fm.pipeline.status import service
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/health", summary="Health check (database connectivity)")
+async def health(request: Request) -> JSONResponse:
+    try:
+        async with request.app.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database is "unhealthy"
+        reason = type(exc).__name__
+        message = str(exc).splitlines()[0][:200] if str(exc) else reason
+        return JSONResponse({"status": "error", "database": f"{reason}: {message}"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get("/api/status", summary="Full pipeline status")
+async def status(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    return await service.pipeline_status(
+        session, settings=settings, local_worker=getattr(request.app.state, "embedding_worker", None)
+    )
