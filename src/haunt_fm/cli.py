@@ -32,6 +32,7 @@ def _setup_logging(settings: Settings) -> None:
     # httpx logs full request URLs at INFO, which would include the Last.fm api_key.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def _fail(message: str) -> typer.Exit:

@@ -1,0 +1,76 @@
+"""Shared helpers for the benchmarks: start a real `haunt-fm serve` on a temp data dir."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = max(0, min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+@contextlib.contextmanager
+def running_service(extra_env: dict[str, str] | None = None, *, data_dir: Path | None = None) -> Iterator[str]:
+    """`haunt-fm serve` on the embedded database in a temporary data dir; yields its base URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="haunt-fm-bench-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+        env.update(
+            {
+                "HAUNTFM_DATA_DIR": str(data_dir or Path(tmp) / "data"),
+                "HAUNTFM_EMBEDDING_WORKER_ENABLED": "false",
+                "HAUNTFM_PREVIEW_WORKER_ENABLED": "false",
+                "HAUNTFM_LOG_LEVEL": "WARNING",
+            }
+        )
+        env.update(extra_env or {})
+        exe = Path(sys.executable).parent / "haunt-fm"
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(tmp) / "serve.log", "w"),  # noqa: SIM115
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("service did not start:\n" + (Path(tmp) / "serve.log").read_text())
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
