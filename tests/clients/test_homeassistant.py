@@ -1,0 +1,229 @@
+"""HomeAssistantClient against the loopback Home Assistant stand-in."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from haunt_fm.clients._http import RetryPolicy
+from haunt_fm.clients.homeassistant import (
+    HomeAssistantAuthError,
+    HomeAssistantClient,
+    HomeAssistantError,
+    HomeAssistantServiceError,
+    HomeAssistantUnavailable,
+)
+from tests.fakes import FakeHomeAssistant, Fault
+
+TOKEN = "SECRET-ha-long-lived-token-abcdef"
+STUDY = "media_player.study_speaker_2"
+FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, jitter=0)
+
+
+async def raw_get(url: str, **kwargs: Any) -> httpx.Response:
+    """A plain GET, to look at exactly what the fake puts on the wire."""
+    async with httpx.AsyncClient() as http:
+        return await http.get(url, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeHomeAssistant]:
+    with FakeHomeAssistant(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def ha(server: FakeHomeAssistant) -> FakeHomeAssistant:
+    server.reset()
+    server.add_player(STUDY, friendly_name="Study speaker")
+    return server
+
+
+@pytest.fixture
+async def client(ha: FakeHomeAssistant) -> AsyncIterator[HomeAssistantClient]:
+    async with HomeAssistantClient(ha.url, TOKEN, retry=FAST) as c:
+        yield c
+
+
+def _closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    sock.close()
+    return port
+
+
+async def test_check_api_sends_the_bearer_token(client: HomeAssistantClient, ha: FakeHomeAssistant) -> None:
+    assert await client.check_api() == "API running."
+    [request] = ha.requests
+    assert request.path == "/api/" and request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_a_wrong_token_is_an_auth_error(ha: FakeHomeAssistant) -> None:
+    raw = await raw_get(f"{ha.url}/api/", headers={"Authorization": "Bearer nope"})
+    assert raw.status_code == 401 and raw.text == "401: Unauthorized"
+    assert raw.headers["content-type"].startswith("text/plain")
+    wrong = "SECRET-wrong-token"
+    async with HomeAssistantClient(ha.url, wrong, retry=FAST) as client:
+        with pytest.raises(HomeAssistantAuthError) as caught:
+            await client.check_api()
+        with pytest.raises(HomeAssistantAuthError):
+            await client.play_media(STUDY, "Creep", artist="Radiohead")
+    error = caught.value
+    assert str(error) == "Home Assistant rejected the token; check HAUNTFM_HA_TOKEN."
+    assert not error.transient and error.status == 401
+    assert wrong not in str(error)
+    assert len(ha.requests) == 1 + 2  # the raw probe, then one each: auth errors aren't retried
+    assert ha.service_calls == []  # nothing ran
+
+
+async def test_state_of_a_playing_music_assistant_player(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    ha.set_playing(STUDY, title="Paranoid Android", artist="Radiohead", album="OK Computer", duration=383)
+    state = await client.get_state(STUDY)
+    assert state is not None
+    assert state["entity_id"] == STUDY and state["state"] == "playing"
+    attributes = state["attributes"]
+    assert attributes["app_id"] == "music_assistant" and attributes["friendly_name"] == "Study speaker"
+    assert attributes["media_title"] == "Paranoid Android" and attributes["media_artist"] == "Radiohead"
+    assert attributes["media_album_name"] == "OK Computer" and attributes["media_duration"] == 383
+    assert attributes["media_content_id"].startswith("library://track/")
+    assert {"last_changed", "last_updated", "context"} <= set(state)
+
+
+async def test_idle_radio_and_off_players_drop_attributes(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    idle = await client.get_state(STUDY)
+    assert idle is not None and not any(key.startswith("media_") for key in idle["attributes"])
+    ha.set_playing(STUDY, title="BBC Radio 6 Music", artist=None)
+    radio = await client.get_state(STUDY)
+    assert radio is not None and "media_artist" not in radio["attributes"]  # None attributes are absent
+    assert radio["attributes"]["media_title"] == "BBC Radio 6 Music"
+    ha.add_player("media_player.kitchen", state="off")
+    off = await client.get_state("media_player.kitchen")
+    assert off is not None and off["state"] == "off"
+    assert not any(key.startswith("media_") or key == "volume_level" for key in off["attributes"])
+
+
+async def test_unknown_entity_is_none(client: HomeAssistantClient, ha: FakeHomeAssistant) -> None:
+    raw = await raw_get(
+        f"{ha.url}/api/states/media_player.nope", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert raw.status_code == 404 and raw.json() == {"message": "Entity not found."}
+    assert await client.get_state("media_player.nope") is None
+    assert await client.get_state("media_player.x/../../api") is None  # quoted, so still just "not found"
+
+
+async def test_play_media_sends_music_assistant_data(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    changed = await client.play_media(STUDY, "Paranoid Android", artist="Radiohead", enqueue="replace")
+    [call] = ha.service_calls
+    assert (call.domain, call.service, call.status) == ("music_assistant", "play_media", 200)
+    assert call.data == {
+        "entity_id": STUDY,
+        "media_id": "Paranoid Android",
+        "media_type": "track",
+        "artist": "Radiohead",
+        "enqueue": "replace",
+    }
+    assert [s["entity_id"] for s in changed] == [STUDY]
+    assert changed[0]["state"] == "playing"
+    assert changed[0]["attributes"]["media_title"] == "Paranoid Android"
+
+
+async def test_play_media_can_enqueue_lists(client: HomeAssistantClient, ha: FakeHomeAssistant) -> None:
+    await client.play_media(STUDY, "Radiohead - Creep", enqueue="replace")
+    await client.play_media(STUDY, ["Blur - Tender", "Pulp - Common People"], enqueue="add")
+    assert [item["media_title"] for item in ha.queue(STUDY)] == ["Tender", "Common People"]
+    assert ha.service_calls[1].data["media_id"] == ["Blur - Tender", "Pulp - Common People"]
+    state = await client.get_state(STUDY)
+    assert state is not None and state["attributes"]["media_artist"] == "Radiohead"
+
+
+async def test_unresolvable_track_is_a_service_error_and_not_retried(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    ha.unresolvable.add("radiohead - no such song")
+    with pytest.raises(HomeAssistantServiceError) as caught:
+        await client.play_media(STUDY, "No Such Song", artist="Radiohead")
+    assert not caught.value.transient and caught.value.status == 500
+    assert "music_assistant.play_media" in str(caught.value)
+    assert len(ha.requests) == 1
+    # The same with an empty 500 body.
+    ha.error_500_body = ""
+    with pytest.raises(HomeAssistantServiceError):
+        await client.play_media(STUDY, "Radiohead - No Such Song")
+    assert len(ha.requests) == 2
+
+
+async def test_bad_service_data_is_a_400(client: HomeAssistantClient, ha: FakeHomeAssistant) -> None:
+    with pytest.raises(HomeAssistantError) as caught:
+        await client.call_service("music_assistant", "play_media", {"entity_id": STUDY, "bogus": 1})
+    assert caught.value.status == 400 and not caught.value.transient
+    assert not isinstance(caught.value, HomeAssistantServiceError | HomeAssistantAuthError)
+    assert "400: Bad Request" in str(caught.value)
+    with pytest.raises(HomeAssistantError, match="bad request"):
+        await client.call_service("no_such", "service", {"entity_id": STUDY})
+    assert [c.status for c in ha.service_calls] == [400, 400]
+
+
+async def test_missing_entity_answers_an_empty_list(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    assert await client.play_media("media_player.gone", "Radiohead - Creep") == []
+    assert ha.service_calls[0].status == 200 and ha.queue(STUDY) == []
+
+
+async def test_invalid_enqueue_and_names_are_refused_locally(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    with pytest.raises(ValueError, match="enqueue"):
+        await client.play_media(STUDY, "x", enqueue="shuffle")
+    with pytest.raises(HomeAssistantError, match="not a valid service name"):
+        await client.call_service("media_player", "../states")
+    assert ha.requests == []
+
+
+async def test_gets_retry_timeouts_and_5xx(ha: FakeHomeAssistant) -> None:
+    ha.inject(Fault(200, "{}", "application/json", delay=0.5), Fault(503, "", "text/plain"))
+    async with httpx.AsyncClient(timeout=0.15) as http:
+        client = HomeAssistantClient(ha.url, TOKEN, http=http, retry=FAST)
+        state = await client.get_state(STUDY)
+    assert state is not None and state["entity_id"] == STUDY
+    assert len(ha.requests) == 3
+
+
+async def test_service_calls_are_never_retried(ha: FakeHomeAssistant) -> None:
+    ha.inject(Fault(200, "[]", "application/json", delay=0.5))
+    async with httpx.AsyncClient(timeout=0.15) as http:
+        client = HomeAssistantClient(ha.url, TOKEN, http=http, retry=FAST)
+        with pytest.raises(HomeAssistantUnavailable) as caught:
+            await client.play_media(STUDY, "Radiohead - Creep")
+    assert caught.value.transient
+    ha.inject(Fault(503, "", "text/plain"))
+    async with HomeAssistantClient(ha.url, TOKEN, retry=FAST) as client:
+        with pytest.raises(HomeAssistantUnavailable):
+            await client.play_media(STUDY, "Radiohead - Creep")
+    assert len(ha.requests) == 2
+
+
+async def test_unreachable_host_names_the_url_not_the_token() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    async with HomeAssistantClient(url, TOKEN, retry=FAST) as client:
+        with pytest.raises(HomeAssistantUnavailable) as caught:
+            await client.check_api()
+    error = caught.value
+    assert url in str(error) and TOKEN not in str(error) and TOKEN not in repr(error)
+    assert error.transient and "could not be reached" in str(error)
+
+
+def test_unconfigured_client_is_refused() -> None:
+    with pytest.raises(HomeAssistantAuthError, match="HAUNTFM_HA_TOKEN"):
+        HomeAssistantClient("http://127.0.0.1:8123", "")

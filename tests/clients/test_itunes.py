@@ -1,0 +1,348 @@
+"""ItunesClient against the loopback iTunes stand-in, and best_match on its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from haunt_fm.clients._http import RateLimiter, RetryPolicy
+from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack, best_match
+from tests.fakes import FakeItunes, Fault
+from tests.fakes.itunes import PLACEHOLDER_PREVIEW
+
+FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, jitter=0)
+
+
+async def raw_get(url: str, **kwargs: Any) -> httpx.Response:
+    """A plain GET, to look at exactly what the fake puts on the wire."""
+    async with httpx.AsyncClient() as http:
+        return await http.get(url, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeItunes]:
+    with FakeItunes() as fake:
+        yield fake
+
+
+@pytest.fixture
+def itunes(server: FakeItunes) -> FakeItunes:
+    server.reset()
+    return server
+
+
+@pytest.fixture
+async def client(itunes: FakeItunes) -> AsyncIterator[ItunesClient]:
+    async with ItunesClient(itunes.url, rate_per_minute=60_000, retry=FAST) as c:
+        yield c
+
+
+class FakeClock:
+    """Time that passes only when slept through: long backoffs cost nothing in tests."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.delays: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.now += seconds
+
+
+def clocked_client(itunes: FakeItunes, clock: FakeClock, policy: RetryPolicy) -> ItunesClient:
+    # The limiter shares the fake clock, so the pause a throttle causes is also virtual.
+    limiter = RateLimiter.per_minute(60_000, clock=clock, sleep=clock.sleep)
+    return ItunesClient(itunes.url, retry=policy, limiter=limiter, sleep=clock.sleep)
+
+
+def song(
+    artist: str, title: str, *, preview: bool = True, album: str | None = None, track_id: int = 1
+) -> ItunesTrack:
+    return ItunesTrack(
+        track_id=track_id,
+        artist_name=artist,
+        track_name=title,
+        collection_name=album or f"{title} - Single",
+        preview_url=f"https://audio.example/{track_id}.m4a" if preview else None,
+        track_time_millis=200_000,
+        primary_genre_name="Pop",
+        artwork_url=None,
+        track_view_url=None,
+        kind="song",
+        wrapper_type="track",
+    )
+
+
+# -- search over HTTP ----------------------------------------------------------------------
+
+
+async def test_search_sends_the_documented_query(client: ItunesClient, itunes: FakeItunes) -> None:
+    await client.search("Daft Punk Get Lucky", limit=10)
+    [request] = itunes.requests
+    assert request.path == "/search"
+    assert request.query == {
+        "term": "Daft Punk Get Lucky",
+        "media": "music",
+        "entity": "song",
+        "limit": "10",
+        "country": "US",
+    }
+
+
+async def test_blank_line_text_javascript_body_is_parsed(client: ItunesClient, itunes: FakeItunes) -> None:
+    track_id = itunes.add_track("Daft Punk", "Get Lucky", album="Random Access Memories", genre="Dance")
+    raw = await raw_get(f"{itunes.url}/search", params={"term": "daft punk get lucky", "entity": "song"})
+    assert raw.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert raw.text.startswith("\n\n\n{")
+    results = await client.search("daft punk get lucky")
+    real = next(t for t in results if t.track_id == track_id)
+    assert real == ItunesTrack(
+        track_id=track_id,
+        artist_name="Daft Punk",
+        track_name="Get Lucky",
+        collection_name="Random Access Memories",
+        preview_url=f"{itunes.url}/previews/{track_id}.m4a",
+        track_time_millis=215_000,
+        primary_genre_name="Dance",
+        artwork_url=f"https://is1-ssl.mzstatic.com/image/thumb/Music/{track_id}/100x100bb.jpg",
+        track_view_url=real.track_view_url,
+        kind="song",
+        wrapper_type="track",
+    )
+    assert real.track_view_url and real.track_view_url.startswith("https://music.apple.com/")
+
+
+async def test_decoys_come_first_but_are_never_chosen(client: ItunesClient, itunes: FakeItunes) -> None:
+    track_id = itunes.add_track("Daft Punk", "Get Lucky")
+    results = await client.search("Daft Punk Get Lucky")
+    assert len(results) == 5
+    assert results[-1].track_id == track_id  # karaoke, "Made Famous By", tribute and a cover first
+    assert "Karaoke" in results[0].track_name
+    chosen = best_match("Daft Punk", "Get Lucky", results)
+    assert chosen is not None and chosen.track_id == track_id
+    found = await client.find("Daft Punk", "Get Lucky")
+    assert found is not None and found.track_id == track_id
+
+
+async def test_a_track_absent_from_the_store_is_not_found(client: ItunesClient, itunes: FakeItunes) -> None:
+    itunes.add_track("Obscure Band", "Basement Tape", in_store=False)
+    results = await client.search("Obscure Band Basement Tape")
+    assert len(results) == 4  # only the covers and karaoke versions are on sale
+    assert best_match("Obscure Band", "Basement Tape", results) is None
+    assert await client.find("Obscure Band", "Basement Tape") is None
+
+
+async def test_no_term_answers_zero_results(client: ItunesClient, itunes: FakeItunes) -> None:
+    raw = await raw_get(f"{itunes.url}/search", params={"media": "music"})
+    assert raw.status_code == 200 and raw.text.strip() == '{"resultCount": 0, "results": []}'
+    assert await client.search("   ") == []
+    assert len(itunes.requests) == 1  # the client didn't spend a request on a blank term
+
+
+async def test_preview_url_serves_registered_bytes(client: ItunesClient, itunes: FakeItunes) -> None:
+    audio = b"\x00\x00\x00\x20ftypM4A " + b"registered-by-the-test"
+    track_id = itunes.add_track("Massive Attack", "Teardrop", preview=audio, decoys=False)
+    other = itunes.add_track("Massive Attack", "Angel", decoys=False)
+    found = await client.find("Massive Attack", "Teardrop")
+    assert found is not None and found.preview_url
+    async with httpx.AsyncClient() as http:
+        response = await http.get(found.preview_url)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "audio/x-m4p"
+        assert response.content == audio
+        assert (await http.get(itunes.preview_url(other))).content == PLACEHOLDER_PREVIEW
+        assert (await http.get(f"{itunes.url}/previews/999.m4a")).status_code == 404
+    assert track_id == found.track_id
+
+
+# -- throttling and errors -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [403, 429])
+async def test_throttle_is_retried_with_backoff(itunes: FakeItunes, status: int) -> None:
+    itunes.add_track("Radiohead", "Nude")
+    itunes.throttle(times=2, status=status)
+    clock = FakeClock()
+    policy = RetryPolicy(max_attempts=4, base_delay=10.0, multiplier=2.0, jitter=0)
+    async with clocked_client(itunes, clock, policy) as client:
+        found = await client.find("Radiohead", "Nude")
+    assert found is not None and found.artist_name == "Radiohead"
+    assert [r.status for r in itunes.requests] == [status, status, 200]
+    assert clock.delays == [10.0, 20.0]
+
+
+async def test_persistent_throttle_raises_rather_than_not_found(itunes: FakeItunes) -> None:
+    itunes.add_track("Radiohead", "Nude")
+    itunes.throttle_all = True
+    raw = await raw_get(f"{itunes.url}/search", params={"term": "radiohead"})
+    assert raw.status_code == 403 and raw.content == b""
+    clock = FakeClock()
+    policy = RetryPolicy(max_attempts=4, base_delay=10.0, jitter=0)
+    async with clocked_client(itunes, clock, policy) as client:
+        with pytest.raises(ItunesRateLimited) as caught:
+            await client.find("Radiohead", "Nude")
+    error = caught.value
+    assert error.transient and error.status == 403
+    assert "throttling" in str(error) and str(error).endswith(".")
+    assert len(itunes.requests) == 1 + 4
+    assert clock.delays == [10.0, 20.0, 40.0]
+
+
+async def test_throttle_pauses_concurrent_searches_too(itunes: FakeItunes) -> None:
+    itunes.throttle()
+    policy = RetryPolicy(max_attempts=3, base_delay=0.3, jitter=0)
+    async with ItunesClient(itunes.url, rate_per_minute=60_000, retry=policy) as client:
+        first = asyncio.create_task(client.search("one"))
+        await asyncio.sleep(0.1)
+        await client.search("two")
+        await first
+    by_term = {r.query["term"]: r.at for r in itunes.requests if r.status == 200}
+    assert by_term["two"] - itunes.requests[0].at >= 0.25
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(500, b""),
+        Fault(503, "<html>Service Unavailable</html>", "text/html"),
+        Fault(200, '\n\n{"resultCount":'),
+    ],
+)
+async def test_server_errors_and_garbage_are_retried(
+    client: ItunesClient, itunes: FakeItunes, fault: Fault
+) -> None:
+    itunes.add_track("Air", "Sexy Boy", decoys=False)
+    itunes.inject(fault)
+    results = await client.search("Air Sexy Boy")
+    assert [t.track_name for t in results] == ["Sexy Boy"]
+    assert len(itunes.requests) == 2
+
+
+async def test_bad_request_is_not_retried(client: ItunesClient, itunes: FakeItunes) -> None:
+    itunes.inject(Fault(400, '{"errorMessage":"Invalid value(s) for key(s): [limit]"}', "text/javascript"))
+    with pytest.raises(ItunesError) as caught:
+        await client.search("anything")
+    assert not caught.value.transient and not isinstance(caught.value, ItunesRateLimited)
+    assert caught.value.status == 400
+    assert len(itunes.requests) == 1
+
+
+async def test_timeouts_are_retried(itunes: FakeItunes) -> None:
+    itunes.add_track("Moby", "Porcelain", decoys=False)
+    itunes.inject(Fault(200, "\n\n\n{}", delay=0.5))
+    async with httpx.AsyncClient(timeout=0.15) as http:
+        client = ItunesClient(itunes.url, rate_per_minute=60_000, retry=FAST, http=http)
+        assert len(await client.search("Moby Porcelain")) == 1
+    assert len(itunes.requests) == 2
+
+
+async def test_unreachable_service_is_transient() -> None:
+    async with ItunesClient("http://127.0.0.1:9", rate_per_minute=60_000, retry=FAST) as client:
+        with pytest.raises(ItunesError) as caught:
+            await client.search("anything")
+    assert caught.value.transient and not isinstance(caught.value, ItunesRateLimited)
+    assert "could not be reached" in str(caught.value)
+
+
+# -- best_match ----------------------------------------------------------------------------
+
+
+def test_superset_artist_credit_is_accepted() -> None:
+    results = [song("Daft Punk & Pharrell Williams", "Get Lucky")]
+    assert best_match("Daft Punk", "Get Lucky", results) is results[0]
+    three = [song("Daft Punk, Pharrell Williams & Nile Rodgers", "Get Lucky (feat. Pharrell Williams)")]
+    assert best_match("Daft Punk", "Get Lucky", three) is three[0]
+
+
+def test_a_longer_name_is_not_a_credit() -> None:
+    assert best_match("Queen", "Bohemian Rhapsody", [song("Queen Latifah", "Bohemian Rhapsody")]) is None
+    assert best_match("Daft Punk", "Get Lucky", [song("Daft Punk Tribute Band", "Get Lucky")]) is None
+
+
+def test_exact_title_beats_a_same_recording_variant_listed_first() -> None:
+    edit = song("Daft Punk", "Get Lucky (Radio Edit)", track_id=1)
+    live = song("Daft Punk", "Get Lucky - Live", track_id=2)
+    album = song("Daft Punk", "Get Lucky (feat. Pharrell Williams & Nile Rodgers)", track_id=3)
+    assert best_match("Daft Punk", "Get Lucky", [edit, live, album]) is album
+    # With only variants, the first variant is taken.
+    assert best_match("Daft Punk", "Get Lucky", [edit, live]) is edit
+
+
+def test_different_recordings_are_rejected() -> None:
+    results = [song("Daft Punk", "Get Lucky (Remix)"), song("Daft Punk", "Get Lucky (Acoustic)")]
+    assert best_match("Daft Punk", "Get Lucky", results) is None
+
+
+def test_results_without_a_preview_are_skipped() -> None:
+    no_preview = song("Radiohead", "Creep", preview=False, track_id=1)
+    other = song("Radiohead", "Creep - Remastered 2008", track_id=2)
+    assert best_match("Radiohead", "Creep", [no_preview, other]) is other
+    assert best_match("Radiohead", "Creep", [no_preview]) is None
+
+
+def test_karaoke_tribute_and_covers_are_never_taken() -> None:
+    decoys = [
+        song("Karaoke All Stars", "Creep (Originally Performed by Radiohead) [Karaoke Version]"),
+        song("The Hit Crew", "Creep (Made Famous By Radiohead)"),
+        song("Radiohead", "Creep", album="Karaoke Hits of the 90s"),  # mislabelled karaoke
+        song("Radiohead", "Creep", album="A Tribute to Radiohead"),
+        song("Scala & Kolacny Brothers", "Creep"),  # a cover by someone else
+    ]
+    assert best_match("Radiohead", "Creep", decoys) is None
+    real = song("Radiohead", "Creep", album="Pablo Honey", track_id=99)
+    assert best_match("Radiohead", "Creep", [*decoys, real]) is real
+
+
+def test_marker_words_in_the_wanted_song_itself_are_fine() -> None:
+    tribute = song("Tenacious D", "Tribute", album="Tenacious D")
+    assert best_match("Tenacious D", "Tribute", [tribute]) is tribute
+
+
+@pytest.mark.parametrize(
+    ("wanted", "listed"),
+    [
+        (("Sigur Rós", "Hoppípolla"), ("Sigur Ros", "Hoppipolla")),
+        (("The Beatles", "Let It Be"), ("Beatles", "Let It Be - Remastered 2009")),
+        (("Simon & Garfunkel", "The Boxer"), ("Simon and Garfunkel", "The Boxer")),
+        (("Daft Punk feat. Pharrell Williams", "Get Lucky"), ("Daft Punk", "Get Lucky")),
+        (("Daft Punk & Pharrell Williams", "Get Lucky"), ("Daft Punk", "Get Lucky")),
+        (("Florence + the Machine", "Dog Days Are Over"), ("Florence + The Machine", "Dog Days Are Over")),
+    ],
+)
+def test_normalisation_matches_the_same_song(wanted: tuple[str, str], listed: tuple[str, str]) -> None:
+    result = song(*listed)
+    assert best_match(*wanted, [result]) is result
+
+
+def test_band_names_with_plus_are_not_split() -> None:
+    assert (
+        best_match("Florence", "Dog Days Are Over", [song("Florence + the Machine", "Dog Days Are Over")])
+        is None
+    )
+
+
+def test_parse_results_skips_non_songs() -> None:
+    from haunt_fm.clients.itunes import parse_results
+
+    payload: dict[str, Any] = {
+        "resultCount": 3,
+        "results": [
+            {"wrapperType": "collection", "collectionId": 1, "artistName": "A", "collectionName": "B"},
+            {
+                "wrapperType": "track",
+                "kind": "music-video",
+                "trackId": 2,
+                "artistName": "A",
+                "trackName": "V",
+            },
+            {"wrapperType": "track", "kind": "song", "trackId": 3, "artistName": "A", "trackName": "S"},
+        ],
+    }
+    assert [t.track_id for t in parse_results(payload)] == [3]
