@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8321
+# Where torch comes from. Empty: pip's default (on these machines, the CPU build on disk).
+# Elsewhere use `make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu` to avoid a CUDA build.
+TORCH_INDEX_URL ?=
 
 .PHONY: setup run worker test lint typecheck unit bench clean
 
@@ -15,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -31,7 +31,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=20,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per request on the hot webhook path. A dead
+        # connection fails one statement, is invalidated, and the pool reconnects.
         pool_recycle=1800,
     )
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # Resolve the profile (explicit name > speaker mapping > default), find-or-create the
 # track by identity, and insert the event unless the exclusion constraint says it is a
@@ -54,17 +54,17 @@ _FIND_DUPLICATE_SQL = text(
 )
 
 
-async def log_listen(session: AsyncSession, params: dict[str, Any]) -> dict[str, Any]:
-    """Insert one listen; `event_id` is None when it duplicates an existing one."""
-    row = (await session.execute(_LOG_SQL, params)).mappings().one()
+async def log_listen(conn: AsyncConnection, params: dict[str, Any]) -> dict[str, Any]:
+    """Insert one listen (one atomic statement); `event_id` is None when it duplicates one."""
+    row = (await conn.execute(_LOG_SQL, params)).mappings().one()
     return dict(row)
 
 
 async def find_duplicate(
-    session: AsyncSession, *, track_id: int, profile_id: int, played_at: datetime
+    conn: AsyncConnection, *, track_id: int, profile_id: int, played_at: datetime
 ) -> int | None:
     row = (
-        await session.execute(
+        await conn.execute(
             _FIND_DUPLICATE_SQL, {"track_id": track_id, "profile_id": profile_id, "played_at": played_at}
         )
     ).first()

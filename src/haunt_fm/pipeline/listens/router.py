@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response, status
 
-from haunt_fm.deps import SessionDep
+from haunt_fm.deps import AutocommitDep, SessionDep
 from haunt_fm.pipeline.common import LimitQuery
 from haunt_fm.pipeline.listens import service
 from haunt_fm.pipeline.listens.schemas import ListenIn, ListenLogged, RecentListens
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/api/history", tags=["history"])
     summary="Log a listen event (from the Home Assistant automation)",
     responses={200: {"model": ListenLogged, "description": "Duplicate of a listen within 60 s"}},
 )
-async def webhook(body: ListenIn, response: Response, session: SessionDep) -> ListenLogged:
-    result = await service.log_listen(session, listen=body)
+async def webhook(body: ListenIn, response: Response, conn: AutocommitDep) -> ListenLogged:
+    result = await service.log_listen(conn, listen=body)
     if result.status == "duplicate":
         response.status_code = status.HTTP_200_OK
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from haunt_fm.pipeline.common import PROFILE_NAME_RE, as_utc
 from haunt_fm.pipeline.listens import repository as repo
@@ -12,7 +12,7 @@ from haunt_fm.pipeline.profiles.repository import speaker_key
 from haunt_fm.pipeline.tracks.repository import identity_params
 
 
-async def log_listen(session: AsyncSession, *, listen: ListenIn) -> ListenLogged:
+async def log_listen(conn: AsyncConnection, *, listen: ListenIn) -> ListenLogged:
     """Store a listen, or report the one it duplicates (same track and profile within 60 s)."""
     played_at = as_utc(listen.played_at) if listen.played_at else None
     wanted = listen.profile
@@ -30,7 +30,7 @@ async def log_listen(session: AsyncSession, *, listen: ListenIn) -> ListenLogged
         "duration_s": listen.duration_s,
         **identity_params(title=listen.title, artist=listen.artist),
     }
-    row = await repo.log_listen(session, params)
+    row = await repo.log_listen(conn, params)
     note = None
     if wanted is not None and wanted != row["profile_name"]:
         # Never drop a listen over a profile problem: log it and say where it went.
@@ -45,15 +45,15 @@ async def log_listen(session: AsyncSession, *, listen: ListenIn) -> ListenLogged
             note=note,
         )
     event_id = await repo.find_duplicate(
-        session, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
+        conn, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
     )
     if event_id is None:
         # The conflicting event vanished between the two statements (deleted profile): retry once.
-        row = await repo.log_listen(session, params)
+        row = await repo.log_listen(conn, params)
         event_id = row["event_id"]
         if event_id is None:
             event_id = await repo.find_duplicate(
-                session, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
+                conn, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
             )
         assert event_id is not None
     return ListenLogged(

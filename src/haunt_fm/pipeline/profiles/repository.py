@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import CursorResult, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,11 +123,11 @@ async def delete_moving_to_default(
         ),
         params,
     )
-    moved_listens = (
+    moved_listens = _rowcount(
         await session.execute(
             text("UPDATE listen_events SET profile_id = :did WHERE profile_id = :pid"), params
         )
-    ).rowcount
+    )
     await session.execute(
         text(
             """
@@ -138,10 +138,14 @@ async def delete_moving_to_default(
         ),
         params,
     )
-    moved_feedback = (
+    moved_feedback = _rowcount(
         await session.execute(text("UPDATE feedback SET profile_id = :did WHERE profile_id = :pid"), params)
-    ).rowcount
+    )
     await session.execute(text("UPDATE playlists SET profile_id = :did WHERE profile_id = :pid"), params)
     await session.execute(update(Profile).where(Profile.id == default.id).values(activity_at=func.now()))
     await session.execute(delete(Profile).where(Profile.id == profile.id))
     return int(moved_listens or 0), int(moved_feedback or 0)
+
+
+def _rowcount(result: object) -> int:
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0

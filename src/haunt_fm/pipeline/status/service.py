@@ -5,56 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haunt_fm import __version__
 from haunt_fm.config import Settings
+from haunt_fm.pipeline.status import repository
 
 # A worker whose heartbeat is older than this is considered gone.
 WORKER_STALE_AFTER = timedelta(minutes=5)
 
-_COUNTS_SQL = text(
-    """
-    SELECT
-      (SELECT count(*) FROM listen_events) AS listens,
-      (SELECT count(*) FROM tracks WHERE listened) AS listened_tracks,
-      (SELECT count(*) FROM tracks) AS tracks,
-      (SELECT count(*) FROM tracks WHERE NOT listened) AS candidates,
-      (SELECT count(*) FROM feedback) AS feedback
-    """
-)
-_STAGE_SQL = text(
-    """
-    SELECT 'preview' AS stage, preview_status AS status, count(*) AS n FROM tracks GROUP BY preview_status
-    UNION ALL
-    SELECT 'embedding', embedding_status, count(*) FROM tracks GROUP BY embedding_status
-    """
-)
-_PROFILES_SQL = text(
-    """
-    SELECT p.name, p.display_name, p.taste_built_at,
-           (SELECT count(*) FROM listen_events e WHERE e.profile_id = p.id) AS listens
-    FROM profiles p ORDER BY (p.name <> 'default'), p.name
-    """
-)
-_WORKERS_SQL = text(
-    """
-    SELECT id, hostname, pid, state, model, model_loaded, text_tower_ok, details,
-           last_batch_at, last_error, tracks_done, heartbeat_at
-    FROM worker_states ORDER BY heartbeat_at DESC
-    """
-)
 
-
-async def _state(session: AsyncSession, key: str) -> dict[str, Any]:
-    row = (await session.execute(text("SELECT value FROM app_state WHERE key = :k"), {"k": key})).first()
-    return dict(row[0]) if row else {}
-
-
-def _worker_summary(settings: Settings, workers: list[dict[str, Any]], *, local: Any) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    alive = [w for w in workers if now - w["heartbeat_at"] < WORKER_STALE_AFTER]
+def _worker_summary(settings: Settings, alive: list[dict[str, Any]], *, local: Any) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "enabled": settings.embedding_worker_enabled,
         "state": "disabled",
@@ -98,25 +59,30 @@ async def pipeline_status(
     session: AsyncSession, *, settings: Settings, local_worker: Any = None
 ) -> dict[str, Any]:
     """The whole /api/status document."""
-    counts = dict((await session.execute(_COUNTS_SQL)).mappings().one())
     preview = {"pending": 0, "found": 0, "not_found": 0, "failed": 0}
     embedding = {"pending": 0, "done": 0, "failed": 0, "waiting": 0}
-    for row in (await session.execute(_STAGE_SQL)).mappings():
-        target = preview if row["stage"] == "preview" else embedding
-        target[row["status"]] = target.get(row["status"], 0) + int(row["n"])
-    workers = [dict(r) for r in (await session.execute(_WORKERS_SQL)).mappings()]
-    discovery = await _state(session, "discovery")
-    previews_state = await _state(session, "previews")
-    profiles = [dict(r) for r in (await session.execute(_PROFILES_SQL)).mappings()]
+    tracks = listened_tracks = 0
+    for row in await repository.track_counts(session):
+        n = int(row["n"])
+        tracks += n
+        listened_tracks += n if row["listened"] else 0
+        preview[row["preview_status"]] = preview.get(row["preview_status"], 0) + n
+        embedding[row["embedding_status"]] = embedding.get(row["embedding_status"], 0) + n
+    profiles = await repository.profiles_with_listens(session)
+    workers = await repository.live_workers(session, since=datetime.now(UTC) - WORKER_STALE_AFTER)
+    states = await repository.app_states(session)
+    discovery = states.get("discovery", {})
+    previews_state = states.get("previews", {})
+    feedback = await repository.feedback_count(session)
     return {
         "status": "ok",
         "database": "ok",
         "version": __version__,
         "pipeline": {
-            "listens": counts["listens"],
-            "listened_tracks": counts["listened_tracks"],
-            "tracks": counts["tracks"],
-            "candidates": counts["candidates"],
+            "listens": sum(int(p["listens"]) for p in profiles),
+            "listened_tracks": listened_tracks,
+            "tracks": tracks,
+            "candidates": tracks - listened_tracks,
             "preview": preview,
             "embedding": embedding,
         },
@@ -143,5 +109,5 @@ async def pipeline_status(
             }
             for p in profiles
         ],
-        "feedback": counts["feedback"],
+        "feedback": feedback,
     }

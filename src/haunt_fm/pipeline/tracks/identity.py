@@ -54,28 +54,30 @@ _FEAT_INLINE_TITLE = re.compile(r"\s+(?:feat\.?|ft\.?|featuring)\s+[^\(\[\-]*", 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
+# Letters NFKD does not decompose into a base letter plus a mark.
+_EXTRA_FOLDS = {
+    ord(k): v
+    for k, v in {
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ı": "i",
+    }.items()
+}
+
+
 def _fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    # Letters NFKD does not decompose.
-    stripped = stripped.translate(
-        str.maketrans(
-            {
-                "ø": "o",
-                "Ø": "O",
-                "ł": "l",
-                "Ł": "L",
-                "đ": "d",
-                "Đ": "D",
-                "ß": "ss",
-                "æ": "ae",
-                "Æ": "AE",
-                "œ": "oe",
-                "Œ": "OE",
-                "ı": "i",
-            }
-        )
-    )
+    stripped = stripped.translate(_EXTRA_FOLDS)
     return stripped.casefold()
 
 

@@ -1,0 +1,249 @@
+"""The dashboard in a real Chromium (Playwright), against the real app and database."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+# CI runs as root (--no-sandbox); the networking flags stop Chromium calling out of the closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+XSS_TITLE = "<img src=x onerror=alert(1)>"
+XSS_ARTIST = '"><script>alert(2)</script>'
+XSS_SPEAKER = "<svg onload=alert(3)>"
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Chromium is not installed at /usr/bin/chromium (scripts/ensure-chromium.sh)",
+)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+class PageWatch:
+    """Collects what must never happen on the page: dialogs (alert) and script errors."""
+
+    def __init__(self, page: Any) -> None:
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+
+    async def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+
+async def listen(http: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await http.post("/api/history/webhook", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def require_feedback_api(http: httpx.AsyncClient) -> None:
+    response = await http.get("/api/feedback", params={"profile": "default"})
+    if response.status_code == 404 and response.json().get("detail") == "Not Found":
+        pytest.fail("GET /api/feedback is not served: the feedback API (API.md) has not landed")
+
+
+async def test_dashboard_end_to_end(serve: Callable[..., str], browser: Any, tmp_path: Path) -> None:
+    from playwright.async_api import expect
+
+    url = serve()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        await require_feedback_api(http)
+        created = await http.post("/api/profiles", json={"name": "antialias", "display_name": "Antialias"})
+        assert created.status_code == 201, created.text
+        mine = await listen(
+            http,
+            title="Paranoid Android",
+            artist="Radiohead",
+            album="OK Computer",
+            speaker_name="Study speaker",
+            profile="antialias",
+        )
+        assert mine["profile"] == "antialias"
+        await listen(http, title=XSS_TITLE, artist=XSS_ARTIST, album="<b>bold</b>", speaker_name=XSS_SPEAKER)
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        watch = PageWatch(page)
+        await page.goto(url + "/?refresh=1")
+
+        # The listen shows up with its listener's profile badge.
+        row = page.locator("#listens li", has_text="Paranoid Android")
+        await expect(row).to_be_visible()
+        await expect(row.locator(".badge")).to_have_text("antialias")
+        await expect(row.locator(".track-id")).to_have_text(f"#{mine['track_id']}")
+        await expect(row.locator(".speaker")).to_have_text("Study speaker")
+        await expect(page.locator('[data-stat="listens"] .stat-value')).to_have_text("2")
+        await expect(page.locator("#vibe")).to_have_value("general")
+
+        # Thumbs down under a vibe: stored for the listener's profile, whatever the page filter says.
+        await page.locator("#vibe").fill("late night")
+        await row.get_by_role("button", name=re.compile("^Thumbs down")).click()
+        await expect(page.locator("#toast")).to_contain_text("saved for antialias")
+        await expect(row.get_by_role("button", name=re.compile("^Thumbs down"))).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        stored = (await http.get("/api/feedback", params={"profile": "antialias"})).json()["feedback"]
+        assert [(f["track_id"], f["rating"], f["vibe"], f["profile"]) for f in stored] == [
+            (mine["track_id"], "down", "late night", "antialias")
+        ]
+        others = (await http.get("/api/feedback", params={"profile": "default"})).json()["feedback"]
+        assert all(f["track_id"] != mine["track_id"] for f in others)
+        await expect(page.locator('[data-stat="feedback"] .stat-value')).to_have_text("1")
+
+        # A new listen appears without a full reload.
+        await page.evaluate("window.__stillHere = true")
+        await listen(http, title="Karma Police", artist="Radiohead", profile="antialias")
+        await expect(page.locator("#listens li", has_text="Karma Police")).to_be_visible()
+        assert await page.evaluate("window.__stillHere") is True
+
+        # The vibe survives a reload.
+        await page.reload()
+        await expect(page.locator("#vibe")).to_have_value("late night")
+
+        # Listener data is text, never markup: no dialog, no injected element, the literal text shows.
+        hostile = page.locator("#listens li", has_text=XSS_TITLE)
+        await expect(hostile).to_be_visible()
+        await expect(hostile.locator(".title")).to_have_text(XSS_TITLE)
+        await expect(hostile.locator(".artist")).to_have_text(XSS_ARTIST)
+        await expect(hostile.locator(".speaker")).to_have_text(XSS_SPEAKER)
+        await expect(hostile.locator(".album")).to_have_text("<b>bold</b>")
+        await page.wait_for_timeout(300)  # time for an injected onerror/onload to fire, if any
+        assert await page.locator("img, b, #listens script, #listens svg:not(.icon)").count() == 0
+        assert await page.evaluate("document.querySelectorAll('[onerror], [onload]').length") == 0
+        assert watch.dialogs == []
+
+        # No taste profile yet: a friendly note, not an error.
+        await expect(page.locator("#recs-note")).to_contain_text("No taste profile yet for default")
+        await expect(page.locator("#recs-error")).to_be_hidden()
+
+        # The manual form: an API error is shown, a good one is saved.
+        await page.locator("#fb-track").fill("999999")
+        await page.locator("#fb-profile").select_option("antialias")
+        await page.locator("#feedback-form button[type=submit]").click()
+        await expect(page.locator("#feedback-result.error")).to_contain_text("Feedback not saved")
+        await expect(page.locator("#feedback-result.error")).to_contain_text("HTTP 404")
+        await page.locator("#fb-track").fill(str(mine["track_id"]))
+        await page.locator("#feedback-form").get_by_label("Thumbs up", exact=True).check()
+        await page.locator("#feedback-form button[type=submit]").click()
+        await expect(page.locator("#feedback-result.ok")).to_contain_text("profile antialias")
+        stored = (await http.get("/api/feedback", params={"profile": "antialias"})).json()["feedback"]
+        assert ("up", "late night") in {(f["rating"], f["vibe"]) for f in stored}
+
+        # The profile filter narrows the listens and the recommendations.
+        await page.locator("#profile-filter").select_option("antialias")
+        await expect(page.locator("#listens li", has_text=XSS_TITLE)).to_have_count(0)
+        await expect(page.locator("#listens li", has_text="Paranoid Android")).to_be_visible()
+        await expect(page.locator("#recs-scope")).to_have_text("for antialias")
+        await expect(page.locator("#recs-note")).to_contain_text("No taste profile yet for antialias")
+        await page.locator("#profile-filter").select_option("")
+        await expect(page.locator("#listens li", has_text=XSS_TITLE)).to_be_visible()
+
+        shot = tmp_path / "dashboard.png"
+        await page.screenshot(path=str(shot), full_page=True)
+        shutil.copyfile(shot, "/tmp/dashboard.png")
+        assert watch.errors == []
+        assert watch.dialogs == []
+        await context.close()
+
+
+async def test_token_is_asked_for_and_remembered(serve: Callable[..., str], browser: Any) -> None:
+    from playwright.async_api import expect
+
+    url = serve(api_token="open-sesame")
+    context = await browser.new_context()
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(page)
+    await page.goto(url + "/")
+
+    await expect(page.locator("#token-panel")).to_be_visible()
+    await expect(page.locator("#banner")).to_contain_text("API token")
+    await page.locator("#token-input").fill("wrong")
+    await page.locator("#token-form button").click()
+    await expect(page.locator("#token-message")).to_contain_text("refused")
+
+    await page.locator("#token-input").fill("open-sesame")
+    await page.locator("#token-form button").click()
+    await expect(page.locator("#token-panel")).to_be_hidden()
+    await expect(page.locator('[data-stat="listens"] .stat-value')).to_have_text("0")
+    await expect(page.locator("#banner")).to_be_hidden()
+
+    await page.reload()
+    await expect(page.locator('[data-stat="listens"] .stat-value')).to_have_text("0")
+    await expect(page.locator("#token-panel")).to_be_hidden()
+    assert await page.evaluate("localStorage.getItem('hauntfm.token')") == "open-sesame"
+    assert watch.errors == []
+    await context.close()
+
+
+async def test_phone_layout_and_network_errors(
+    serve: Callable[..., str], browser: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    url = serve()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        await listen(
+            http,
+            title="An Extremely Long Title That Goes On And On Without Any Mercy For Small Screens",
+            artist="Somebody With A Long Name",
+            speaker_name="media_player.a_very_long_speaker_entity_name_in_the_kitchen",
+        )
+    context = await browser.new_context(
+        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(page)
+    await page.goto(url + "/?refresh=1")
+    await expect(page.locator("#listens li")).to_have_count(1)
+    # Nothing sticks out sideways on a phone.
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    await page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
+
+    # The server becomes unreachable: the page says so instead of going quiet.
+    await page.route("**/api/**", lambda route: route.abort("connectionrefused"))
+    await expect(page.locator("#banner")).to_contain_text("Cannot reach haunt-fm")
+    await expect(page.locator("#pipeline-error")).to_contain_text("Status unavailable")
+    await expect(page.locator("#updated")).to_contain_text("problem")
+    await page.unroute("**/api/**")
+    await expect(page.locator("#banner")).to_be_hidden()
+    await expect(page.locator("#pipeline-error")).to_be_hidden()
+
+    # A server error's {"detail"} is shown in the panel it broke.
+    await page.route(
+        "**/api/status",
+        lambda route: route.fulfill(status=503, json={"detail": "The database is restarting."}),
+    )
+    await expect(page.locator("#pipeline-error")).to_contain_text("The database is restarting. (HTTP 503)")
+    await expect(page.locator("#listens li")).to_have_count(1)
+    assert watch.errors == []
+    await context.close()
