@@ -103,3 +103,11 @@ async def client(serve: Callable[..., str]) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the app with default test settings."""
     async with httpx.AsyncClient(base_url=serve(), timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLAP checkpoint saved with save_pretrained (built once per session)."""
+    from tests.support.tiny_clap import build_tiny_clap  # torch import only when a test needs it
+
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))

@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
             headers={"User-Agent": f"haunt-fm/{__version__}"},
         )
         app.state.embedding_worker = None
+        app.state.embedder = None
         from haunt_fm import background
 
         tasks = background.start(app, settings) if start_background else []

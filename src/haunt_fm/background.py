@@ -1,7 +1,4 @@
-"""Background loops that run inside `serve`: preview lookup and the embedding worker.
-
-Each stage exposes `run_forever(...)` coroutines; this module starts and stops them.
-"""
+"""Background loops that run inside `serve`: preview lookup and the embedding worker."""
 
 from __future__ import annotations
 
@@ -19,6 +16,26 @@ log = logging.getLogger(__name__)
 def start(app: FastAPI, settings: Settings) -> list[asyncio.Task[None]]:
     """Start the loops the settings enable; returns their tasks."""
     tasks: list[asyncio.Task[None]] = []
+    if settings.embedding_worker_enabled:
+        from haunt_fm.worker.embedding import EmbeddingWorker
+
+        worker = EmbeddingWorker(
+            settings=settings,
+            session_factory=app.state.session_factory,
+            http=app.state.http,
+            # Vibe texts are then embedded in-process, without a round trip through the queue.
+            on_model_loaded=lambda embedder: setattr(app.state, "embedder", embedder),
+        )
+        app.state.embedding_worker = worker
+        tasks.append(asyncio.create_task(worker.run_forever(), name="embedding-worker"))
+    if settings.preview_worker_enabled:
+        from haunt_fm.pipeline.previews.tasks import PreviewLookup
+
+        lookup = PreviewLookup(
+            settings=settings, session_factory=app.state.session_factory, http=app.state.http
+        )
+        app.state.preview_lookup = lookup
+        tasks.append(asyncio.create_task(lookup.run_forever(), name="preview-lookup"))
     return tasks
 
 

@@ -16,6 +16,8 @@ app = typer.Typer(
     help="haunt-fm: a personal music recommendation engine for a household.",
     no_args_is_help=True,
     add_completion=False,
+    # Tracebacks with local variables would print database URLs and API keys.
+    pretty_exceptions_show_locals=False,
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -72,11 +74,20 @@ def database(settings: Settings, *, attach: bool) -> Iterator[str]:
 
 def _upgrade(url: str) -> None:
     from haunt_fm.db.migrate import PgvectorMissing, upgrade
+    from haunt_fm.db.session import redact_url
 
     try:
         upgrade(url)
     except PgvectorMissing as exc:
         raise _fail(str(exc)) from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except (OSError, ConnectionError) as exc:
+        raise _fail(f"cannot reach PostgreSQL at {redact_url(url)}: {exc}") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith(("asyncpg", "sqlalchemy")):
+            raise _fail(f"database error at {redact_url(url)}: {type(exc).__name__}: {exc}") from None
+        raise
 
 
 @app.command()
@@ -101,9 +112,103 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run the embedding worker alone (point several at one database to scale out)."""
+    import asyncio
+
     settings = get_settings()
     _setup_logging(settings)
-    raise _fail("the embedding worker is not available yet.")
+    with database(settings, attach=True) as url:
+        _upgrade(url)
+        try:
+            asyncio.run(_run_worker(settings, url))
+        except KeyboardInterrupt:
+            typer.echo("worker stopped", err=True)
+
+
+async def _run_worker(settings: Settings, url: str) -> None:
+    import httpx
+
+    from haunt_fm import __version__
+    from haunt_fm.db.session import create_engine, create_session_factory
+    from haunt_fm.worker.embedding import EmbeddingWorker
+
+    engine = create_engine(url, pool_size=3)
+    async with httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0), headers={"User-Agent": f"haunt-fm/{__version__}"}
+    ) as http:
+        worker = EmbeddingWorker(settings=settings, session_factory=create_session_factory(engine), http=http)
+        typer.echo(f"embedding worker {worker.id} starting (model {settings.clap_model})", err=True)
+        try:
+            await worker.run_forever()
+        finally:
+            await engine.dispose()
+
+
+@app.command()
+def playlist(
+    tracks: int = typer.Option(20, "--tracks", help="Tracks in the playlist, 1..200."),
+    known_pct: float = typer.Option(30, "--known-pct", help="Share of known favourites, 0..100."),
+    speaker: str | None = typer.Option(None, "--speaker", help="Music Assistant player entity id."),
+    play: bool = typer.Option(False, "--play", help="Play it on --speaker now."),
+    profile: str | None = typer.Option(None, "--profile", help="Profile name (default: default)."),
+    vibe: str | None = typer.Option(None, "--vibe", help="Mood text, e.g. 'chill ambient lo-fi'."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Taste weight against the vibe, 0..1."),
+) -> None:
+    """Generate a playlist (and play it with --play), as POST /api/playlists/generate does.
+
+    Exit status 2 when playback was asked for and failed (the playlist is saved all the same).
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from haunt_fm.errors import AppError
+    from haunt_fm.pipeline.playlists import cli as playlists
+
+    settings = get_settings()
+    _setup_logging(settings)
+    try:
+        request = playlists.build_request(
+            tracks=tracks, known_pct=known_pct, speaker=speaker, play=play, profile=profile, vibe=vibe,
+            alpha=alpha,
+        )  # fmt: skip
+        with database(settings, attach=True) as url:
+            _upgrade(url)
+            result = asyncio.run(playlists.run(settings, url, request=request))
+    except AppError as exc:
+        raise _fail(exc.message) from None
+    playlists.render(result, Console())
+    if result.playback.requested and result.playback.status == "failed":
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def discover(
+    limit: int = typer.Option(50, min=1, max=500, help="Similar tracks asked for per seed (1..500)."),
+    profile: str | None = typer.Option(None, help="Only this profile's listened tracks (default: all)."),
+    max_seeds: int | None = typer.Option(None, min=1, help="Expand at most this many seeds now."),
+    force: bool = typer.Option(False, "--force", help="Also expand seeds expanded recently."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Expand listened tracks through Last.fm (what POST /api/admin/discover does), with progress."""
+    from haunt_fm.errors import AppError
+    from haunt_fm.pipeline.discovery import command
+
+    settings = get_settings()
+    _setup_logging(settings)
+    if not settings.lastfm_configured:
+        from haunt_fm.pipeline.discovery.service import NO_KEY_MESSAGE
+
+        raise _fail(NO_KEY_MESSAGE)
+    with database(settings, attach=True) as url:
+        _upgrade(url)
+        try:
+            command.run(
+                settings, url, limit=limit, profile=profile, max_seeds=max_seeds, force=force, as_json=as_json
+            )
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        except KeyboardInterrupt:
+            raise _fail("discovery interrupted; the seeds expanded so far are kept.") from None
 
 
 @db_app.command("upgrade")

@@ -225,6 +225,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("track_id", name=op.f("pk_track_embeddings")),
     )
+    op.create_index("ix_track_embeddings_created", "track_embeddings", ["created_at"], unique=False)
     op.create_table(
         "track_similarities",
         sa.Column("seed_track_id", sa.BigInteger(), nullable=False),

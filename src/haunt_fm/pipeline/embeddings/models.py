@@ -32,6 +32,8 @@ class TrackEmbedding(Base):
             postgresql_with={"m": 16, "ef_construction": 64},
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
+        # Taste staleness: "did one of the profile's tracks get embedded since the build?"
+        Index("ix_track_embeddings_created", "created_at"),
     )
 
 

@@ -1,0 +1,1 @@
+"""Test helpers shared across test packages (tiny models, generated audio)."""

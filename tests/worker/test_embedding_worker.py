@@ -1,0 +1,283 @@
+"""The embedding worker against the real database, a tiny CLAP model and previews over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from haunt_fm.worker.embedding import EmbeddingWorker
+from tests.conftest import make_settings
+from tests.support.audio import make_aac_m4a, make_garbage, make_silent_m4a, make_truncated
+from tests.support.live_server import LiveServer
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+class PreviewServer:
+    """Serves registered bytes as `audio/x-m4p` (like the iTunes CDN) and counts downloads."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.status: dict[str, int] = {}
+        self.hits: Counter[str] = Counter()
+        self.server = LiveServer(Starlette(routes=[Route("/p/{name}", self._serve)]))
+
+    async def _serve(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.hits[name] += 1
+        if name in self.status:
+            return Response(b"", status_code=self.status[name])
+        if name not in self.files:
+            return Response(b"Not Found", status_code=404, media_type="text/plain")
+        return Response(self.files[name], media_type="audio/x-m4p")
+
+    def url(self, name: str) -> str:
+        return f"{self.server.url}/p/{name}"
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    d = tmp_path_factory.mktemp("audio")
+    good = [make_aac_m4a(d / f"tone{i}.m4a", seconds=12, freq=220 * (i + 1)) for i in range(3)]
+    files = {f"tone{i}.m4a": p.read_bytes() for i, p in enumerate(good)}
+    files["silent.m4a"] = make_silent_m4a(d / "silent.m4a", seconds=5).read_bytes()
+    files["truncated.m4a"] = make_truncated(good[0], d / "trunc.m4a", keep_fraction=0.05).read_bytes()
+    files["garbage.m4a"] = make_garbage(d / "garbage.m4a").read_bytes()
+    return files
+
+
+@pytest.fixture
+def previews(audio_files: dict[str, bytes]) -> Iterator[PreviewServer]:
+    server = PreviewServer()
+    server.files.update(audio_files)
+    server.server.start()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+async def add_track(db: Factory, title: str, url: str | None, *, listened: bool = False, score: float = 0) -> int:
+    async with db() as session, session.begin():
+        return int(
+            (
+                await session.execute(
+                    text(
+                        "INSERT INTO tracks (title, artist, norm_artist, norm_title, norm_key, listened, "
+                        "discovery_score, preview_status, preview_url, embedding_status) "
+                        "VALUES (:t, 'Artist', 'artist', lower(:t), 'artist' || chr(31) || lower(:t), :l, :s, "
+                        "CASE WHEN CAST(:u AS text) IS NULL THEN 'pending' ELSE 'found' END, :u, "
+                        "CASE WHEN CAST(:u AS text) IS NULL THEN 'waiting' ELSE 'pending' END) RETURNING id"
+                    ),
+                    {"t": title, "u": url, "l": listened, "s": score},
+                )
+            ).scalar_one()
+        )
+
+
+async def track_row(db: Factory, track_id: int) -> dict[str, Any]:
+    async with db() as session:
+        row = (await session.execute(text("SELECT * FROM tracks WHERE id = :id"), {"id": track_id})).mappings()
+        return dict(row.one())
+
+
+async def vectors(db: Factory) -> dict[int, np.ndarray]:
+    async with db() as session:
+        rows = await session.execute(text("SELECT track_id, embedding::text, model, windows FROM track_embeddings"))
+        return {r[0]: np.array([float(x) for x in r[1].strip("[]").split(",")]) for r in rows}
+
+
+def make_worker(db: Factory, http: httpx.AsyncClient, tmp_path: Path, pg_url: str, model: Path | str, **kw: Any):
+    settings = make_settings(
+        tmp_path, pg_url, clap_model=str(model), torch_threads=1, embedding_interval_seconds=0.05, **kw
+    )
+    return EmbeddingWorker(settings=settings, session_factory=db, http=http)
+
+
+async def test_embeds_pending_tracks_and_records_failures(
+    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+) -> None:
+    ok = [await add_track(db, f"Good {i}", previews.url(f"tone{i}.m4a")) for i in range(3)]
+    bad = {
+        "missing": await add_track(db, "Missing", previews.url("nope.m4a")),
+        "silent": await add_track(db, "Silent", previews.url("silent.m4a")),
+        "truncated": await add_track(db, "Truncated", previews.url("truncated.m4a")),
+        "garbage": await add_track(db, "Garbage", previews.url("garbage.m4a")),
+    }
+    waiting = await add_track(db, "No preview yet", None)
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_batch_size=10)
+    assert await worker.load_model()
+    handled = await worker.run_once()
+    assert handled == 7
+
+    got = await vectors(db)
+    assert set(got) == set(ok)
+    for vec in got.values():
+        assert vec.shape == (512,)
+        assert abs(np.linalg.norm(vec) - 1) < 1e-4
+    assert not np.allclose(got[ok[0]], got[ok[1]])
+    for track_id in ok:
+        row = await track_row(db, track_id)
+        assert row["embedding_status"] == "done" and row["embedding_lease_owner"] is None
+    reasons = {name: (await track_row(db, tid)) for name, tid in bad.items()}
+    assert all(r["embedding_status"] == "failed" for r in reasons.values())
+    assert "404" in reasons["missing"]["embedding_error"]
+    assert "silent" in reasons["silent"]["embedding_error"]
+    assert "decode" in reasons["truncated"]["embedding_error"]
+    assert "decode" in reasons["garbage"]["embedding_error"]
+    assert (await track_row(db, waiting))["embedding_status"] == "waiting"
+    # Cached audio is kept only until a track is done with (embedded or failed for good).
+    assert worker.audio_dir.exists()
+    assert list(worker.audio_dir.iterdir()) == []
+
+
+async def test_transient_errors_retry_then_fail_after_the_attempt_budget(
+    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+) -> None:
+    previews.status["flaky.m4a"] = 503
+    track = await add_track(db, "Flaky", previews.url("flaky.m4a"))
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_max_attempts=2)
+    assert await worker.load_model()
+    await worker.run_once()
+    row = await track_row(db, track)
+    assert row["embedding_status"] == "pending" and row["embedding_attempts"] == 1
+    assert row["embedding_next_at"] is not None and "503" in row["embedding_error"]
+    # Not claimable again until the backoff passes.
+    assert await worker.run_once() == 0
+    async with db() as session, session.begin():
+        await session.execute(text("UPDATE tracks SET embedding_next_at = now() WHERE id = :id"), {"id": track})
+    await worker.run_once()
+    row = await track_row(db, track)
+    assert row["embedding_status"] == "failed" and row["embedding_attempts"] == 2
+    # Recovered server + a reset (as an operator would do) embeds it.
+    del previews.status["flaky.m4a"]
+    previews.files["flaky.m4a"] = previews.files["tone0.m4a"]
+    async with db() as session, session.begin():
+        await session.execute(text("UPDATE tracks SET embedding_status = 'pending', embedding_attempts = 0"))
+    await worker.run_once()
+    assert (await track_row(db, track))["embedding_status"] == "done"
+
+
+async def test_two_workers_racing_embed_every_track_exactly_once(
+    db: Factory, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+) -> None:
+    names = [f"tone{i % 3}.m4a" for i in range(12)]
+    for i, name in enumerate(names):
+        previews.files[f"t{i}-{name}"] = previews.files[name]
+        await add_track(db, f"Race {i}", previews.url(f"t{i}-{name}"))
+    async with httpx.AsyncClient(timeout=10) as h1, httpx.AsyncClient(timeout=10) as h2:
+        a = make_worker(db, h1, tmp_path / "a", pg_url, tiny_clap_dir, embedding_batch_size=3)
+        b = make_worker(db, h2, tmp_path / "b", pg_url, tiny_clap_dir, embedding_batch_size=3)
+        assert await a.load_model() and await b.load_model()
+
+        async def drain(worker: EmbeddingWorker) -> int:
+            total = 0
+            while (n := await worker.run_once()) > 0:
+                total += n
+            return total
+
+        done_a, done_b = await asyncio.gather(drain(a), drain(b))
+    assert done_a + done_b == 12
+    assert done_a > 0 and done_b > 0
+    assert len(await vectors(db)) == 12
+    assert all(count == 1 for count in previews.hits.values()), previews.hits
+
+
+async def test_a_dead_workers_claims_expire_and_are_taken_again(
+    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+) -> None:
+    from haunt_fm.db.session import transaction
+    from haunt_fm.pipeline.embeddings import repository as repo
+
+    track = await add_track(db, "Orphan", previews.url("tone1.m4a"))
+    async with transaction(db) as session:  # a worker claims, then dies without a word
+        claimed = await repo.claim(session, owner="dead:1:x", limit=5, lease_seconds=0.5)
+    assert [c["id"] for c in claimed] == [track]
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir)
+    assert await worker.load_model()
+    assert await worker.run_once() == 0  # still leased
+    await asyncio.sleep(0.6)
+    assert await worker.run_once() == 1
+    assert (await track_row(db, track))["embedding_status"] == "done"
+
+
+async def test_listened_tracks_are_embedded_first(
+    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+) -> None:
+    cand = await add_track(db, "Candidate", previews.url("tone0.m4a"), score=5.0)
+    heard = await add_track(db, "Heard", previews.url("tone1.m4a"), listened=True)
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_batch_size=1)
+    assert await worker.load_model()
+    await worker.run_once()
+    assert (await track_row(db, heard))["embedding_status"] == "done"
+    assert (await track_row(db, cand))["embedding_status"] == "pending"
+
+
+async def test_missing_model_puts_the_worker_in_error_and_the_api_keeps_serving(
+    serve: Any, tmp_path: Path
+) -> None:
+    url = serve(
+        start_background=True,
+        embedding_worker_enabled=True,
+        clap_model=str(tmp_path / "no-such-model"),
+        embedding_interval_seconds=0.1,
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        for _ in range(100):
+            status = (await client.get("/api/status")).json()
+            if status["worker"]["state"] == "error":
+                break
+            await asyncio.sleep(0.1)
+        assert status["worker"]["state"] == "error"
+        assert "HAUNTFM_CLAP_MODEL" in status["worker"]["last_error"]
+        assert (await client.get("/health")).status_code == 200
+        r = await client.post("/api/history/webhook", json={"title": "Still", "artist": "Logging"})
+        assert r.status_code == 201
+
+
+async def test_worker_inside_serve_embeds_without_blocking_the_api(
+    serve: Any, db: Factory, previews: PreviewServer, tiny_clap_dir: Path
+) -> None:
+    for i in range(6):
+        await add_track(db, f"Bg {i}", previews.url(f"tone{i % 3}.m4a"))
+    url = serve(
+        start_background=True,
+        embedding_worker_enabled=True,
+        clap_model=str(tiny_clap_dir),
+        embedding_interval_seconds=0.1,
+        embedding_batch_size=2,
+        torch_threads=1,
+    )
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        slowest = 0.0
+        for _ in range(300):
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            status = (await client.get("/api/status")).json()
+            slowest = max(slowest, loop.time() - t0)
+            if status["pipeline"]["embedding"]["done"] == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert status["pipeline"]["embedding"]["done"] == 6
+        assert status["worker"]["state"] in ("idle", "working")
+        assert status["worker"]["last_batch_at"] is not None
+        assert status["worker"]["text_tower_ok"] is not None
+        # The API answered throughout; inference runs off the event loop.
+        assert slowest < 2.0
