@@ -33,7 +33,9 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @contextlib.contextmanager
-def running_service(extra_env: dict[str, str] | None = None, *, data_dir: Path | None = None) -> Iterator[str]:
+def running_service(
+    extra_env: dict[str, str] | None = None, *, data_dir: Path | None = None
+) -> Iterator[str]:
     """`haunt-fm serve` on the embedded database in a temporary data dir; yields its base URL."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="haunt-fm-bench-") as tmp:
@@ -53,7 +55,7 @@ def running_service(extra_env: dict[str, str] | None = None, *, data_dir: Path |
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "serve.log", "w"),  # noqa: SIM115
+            stderr=open(Path(tmp) / "serve.log", "w"),
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import percentile, running_service  # noqa: E402
+from _common import percentile, running_service
 
 ARTISTS = [f"Artist {i}" for i in range(400)]
 
@@ -85,20 +85,31 @@ async def run(url: str, *, seconds: float, concurrency: int, dup_ratio: float) -
     total = counts["logged"] + counts["duplicate"]
     stored = status["pipeline"]["listens"]
     expected = len(sent_unique)
-    print(f"duration            {elapsed:8.1f} s   concurrency {concurrency}   duplicate ratio {dup_ratio:.0%}")
+    print(
+        f"duration            {elapsed:8.1f} s   concurrency {concurrency}   duplicate ratio {dup_ratio:.0%}"
+    )
     print(f"requests answered   {total:8d}   ({counts['logged']} logged, {counts['duplicate']} duplicate)")
-    print(f"throughput          {total / elapsed:8.1f} listens/s   (target >= 500: {total / elapsed / 500:.2f}x)")
+    print(
+        f"throughput          {total / elapsed:8.1f} listens/s   "
+        f"(target >= 500: {total / elapsed / 500:.2f}x)"
+    )
     p50, p95, p99 = (percentile(latencies, p) * 1000 for p in (50, 95, 99))
-    print(f"latency             p50 {p50:.1f} ms   p95 {p95:.1f} ms   p99 {p99:.1f} ms   (target p99 <= 50 ms)")
-    print(f"stored listens      {stored:8d}   expected {expected}   lost {max(0, expected - stored)}   "
-          f"double-stored {max(0, stored - expected)}")
+    print(
+        f"latency             p50 {p50:.1f} ms   p95 {p95:.1f} ms   p99 {p99:.1f} ms   (target p99 <= 50 ms)"
+    )
+    print(
+        f"stored listens      {stored:8d}   expected {expected}   lost {max(0, expected - stored)}   "
+        f"double-stored {max(0, stored - expected)}"
+    )
     print(f"errors              {counts['error']:8d}   wrong answers {counts['wrong']}")
     ok = stored == expected and counts["error"] == 0 and counts["wrong"] == 0
     print("RESULT", "ok" if ok else "FAILED")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--dup-ratio", type=float, default=0.3)

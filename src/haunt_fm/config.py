@@ -60,6 +60,8 @@ class Settings(BaseSettings):
 
     # Taste profile.
     taste_half_life_days: float = Field(default=30.0, gt=0)
+    # How long a request waits for a worker to embed a new vibe text (then 503).
+    vibe_embed_timeout_seconds: float = Field(default=20.0, ge=0, le=600)
 
     log_level: str = "INFO"
 

@@ -74,7 +74,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def add_track(db: Factory, title: str, url: str | None, *, listened: bool = False, score: float = 0) -> int:
+async def add_track(
+    db: Factory, title: str, url: str | None, *, listened: bool = False, score: float = 0
+) -> int:
     async with db() as session, session.begin():
         return int(
             (
@@ -82,7 +84,8 @@ async def add_track(db: Factory, title: str, url: str | None, *, listened: bool 
                     text(
                         "INSERT INTO tracks (title, artist, norm_artist, norm_title, norm_key, listened, "
                         "discovery_score, preview_status, preview_url, embedding_status) "
-                        "VALUES (:t, 'Artist', 'artist', lower(:t), 'artist' || chr(31) || lower(:t), :l, :s, "
+                        "VALUES (:t, 'Artist', 'artist', lower(:t), 'artist' || chr(31) || lower(:t), "
+                        ":l, :s, "
                         "CASE WHEN CAST(:u AS text) IS NULL THEN 'pending' ELSE 'found' END, :u, "
                         "CASE WHEN CAST(:u AS text) IS NULL THEN 'waiting' ELSE 'pending' END) RETURNING id"
                     ),
@@ -94,17 +97,23 @@ async def add_track(db: Factory, title: str, url: str | None, *, listened: bool 
 
 async def track_row(db: Factory, track_id: int) -> dict[str, Any]:
     async with db() as session:
-        row = (await session.execute(text("SELECT * FROM tracks WHERE id = :id"), {"id": track_id})).mappings()
+        row = (
+            await session.execute(text("SELECT * FROM tracks WHERE id = :id"), {"id": track_id})
+        ).mappings()
         return dict(row.one())
 
 
 async def vectors(db: Factory) -> dict[int, np.ndarray]:
     async with db() as session:
-        rows = await session.execute(text("SELECT track_id, embedding::text, model, windows FROM track_embeddings"))
+        rows = await session.execute(
+            text("SELECT track_id, embedding::text, model, windows FROM track_embeddings")
+        )
         return {r[0]: np.array([float(x) for x in r[1].strip("[]").split(",")]) for r in rows}
 
 
-def make_worker(db: Factory, http: httpx.AsyncClient, tmp_path: Path, pg_url: str, model: Path | str, **kw: Any):
+def make_worker(
+    db: Factory, http: httpx.AsyncClient, tmp_path: Path, pg_url: str, model: Path | str, **kw: Any
+):
     settings = make_settings(
         tmp_path, pg_url, clap_model=str(model), torch_threads=1, embedding_interval_seconds=0.05, **kw
     )
@@ -112,7 +121,12 @@ def make_worker(db: Factory, http: httpx.AsyncClient, tmp_path: Path, pg_url: st
 
 
 async def test_embeds_pending_tracks_and_records_failures(
-    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
 ) -> None:
     ok = [await add_track(db, f"Good {i}", previews.url(f"tone{i}.m4a")) for i in range(3)]
     bad = {
@@ -149,7 +163,12 @@ async def test_embeds_pending_tracks_and_records_failures(
 
 
 async def test_transient_errors_retry_then_fail_after_the_attempt_budget(
-    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
 ) -> None:
     previews.status["flaky.m4a"] = 503
     track = await add_track(db, "Flaky", previews.url("flaky.m4a"))
@@ -162,7 +181,9 @@ async def test_transient_errors_retry_then_fail_after_the_attempt_budget(
     # Not claimable again until the backoff passes.
     assert await worker.run_once() == 0
     async with db() as session, session.begin():
-        await session.execute(text("UPDATE tracks SET embedding_next_at = now() WHERE id = :id"), {"id": track})
+        await session.execute(
+            text("UPDATE tracks SET embedding_next_at = now() WHERE id = :id"), {"id": track}
+        )
     await worker.run_once()
     row = await track_row(db, track)
     assert row["embedding_status"] == "failed" and row["embedding_attempts"] == 2
@@ -201,7 +222,12 @@ async def test_two_workers_racing_embed_every_track_exactly_once(
 
 
 async def test_a_dead_workers_claims_expire_and_are_taken_again(
-    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
 ) -> None:
     from haunt_fm.db.session import transaction
     from haunt_fm.pipeline.embeddings import repository as repo
@@ -219,7 +245,12 @@ async def test_a_dead_workers_claims_expire_and_are_taken_again(
 
 
 async def test_listened_tracks_are_embedded_first(
-    db: Factory, http: httpx.AsyncClient, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
 ) -> None:
     cand = await add_track(db, "Candidate", previews.url("tone0.m4a"), score=5.0)
     heard = await add_track(db, "Heard", previews.url("tone1.m4a"), listened=True)

@@ -1,0 +1,43 @@
+"""Recommendation responses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class BecauseOut(BaseModel):
+    """A listened track whose Last.fm neighbours led discovery to the recommended one."""
+
+    track_id: int
+    title: str
+    artist: str
+    match: float = Field(description="Last.fm match score of the seed -> candidate edge (0..1).")
+
+
+class RecommendationOut(BaseModel):
+    track_id: int
+    title: str
+    artist: str
+    album: str | None
+    score: float = Field(description="Cosine similarity to the query vector (1 - cosine distance).")
+    preview_url: str | None
+    artwork_url: str | None = None
+    genre: str | None = None
+    because: list[BecauseOut] = Field(
+        default_factory=list,
+        description="The profile's listened tracks that led to it (other profiles' when it has none).",
+    )
+
+
+class RecommendationsOut(BaseModel):
+    profile: str
+    vibe: str | None = Field(description="The vibe as given (trimmed); null without one.")
+    alpha: float
+    basis: Literal["taste", "vibe", "taste+vibe"] = Field(
+        description="What the query vector was made of: the taste profile, the vibe, or a blend."
+    )
+    taste_built_at: datetime | None = None
+    recommendations: list[RecommendationOut]

@@ -1,0 +1,219 @@
+"""Recommendations: the tracks nearest a query vector made of the profile's taste and a vibe.
+
+query = normalise(alpha * taste + (1 - alpha) * vibe); alpha 1 is the taste alone and 0
+the vibe alone (both exactly, without blending). Without a vibe the taste is used;
+without a taste profile the vibe is used; with neither, 409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haunt_fm.config import Settings
+from haunt_fm.errors import Conflict, Invalid
+from haunt_fm.pipeline.feedback.models import GENERAL_VIBE
+from haunt_fm.pipeline.profiles.models import Profile
+from haunt_fm.pipeline.recommendations import repository as repo
+from haunt_fm.pipeline.recommendations.schemas import BecauseOut, RecommendationOut, RecommendationsOut
+from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, clean_vibe, normalize_vibe
+from haunt_fm.pipeline.taste.service import ensure_fresh_taste, no_taste_message, resolve_profile
+
+MAX_LIMIT = 500
+# HNSW candidate list (hnsw.ef_search). Near the taste vector the eligible rows sit
+# behind the profile's own listened tracks and dislikes, so a taste query must look past
+# them: 2 x limit + the profile's known tracks, weighted by the taste's share of the query
+# (a pure vibe query lands elsewhere). Measured in bench/recommend.py on 100,000 tracks
+# with 1,200 exclusions near the taste: 1,000 (pgvector's ceiling) keeps recall@50 >= 0.95
+# where 400 does not. Iterative scans (relaxed order) keep going when filters eat rows.
+EF_SEARCH_MIN = 200
+EF_SEARCH_MAX = 1000
+MAX_SCAN_TUPLES = 50_000
+BECAUSE_MAX = 3
+# The vibe probe of a blend fetches this many times `limit` (measured: 1x 0.93, 3x 0.97 recall).
+VIBE_PROBE_OVERFETCH = 3
+
+Basis = Literal["taste", "vibe", "taste+vibe"]
+
+
+def _unit(v: np.ndarray) -> np.ndarray | None:
+    norm = float(np.linalg.norm(v))
+    return None if norm == 0 or not np.isfinite(norm) else (v / norm).astype(np.float32)
+
+
+def _ef_search(*, limit: int, known_tracks: int, taste_share: float) -> int:
+    return max(EF_SEARCH_MIN, min(EF_SEARCH_MAX, 2 * limit + round(known_tracks * taste_share)))
+
+
+def _because(seeds: list[dict[str, Any]]) -> list[BecauseOut]:
+    mine = [s for s in seeds if s.get("mine")]
+    chosen = (mine or seeds)[:BECAUSE_MAX]
+    return [BecauseOut.model_validate(s) for s in chosen]
+
+
+def _validate(*, limit: int, alpha: float, vibe: str | None) -> str | None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise Invalid("alpha must be between 0 and 1 (1 = taste only, 0 = vibe only).")
+    if vibe is None or not vibe.strip():
+        return None
+    try:
+        return clean_vibe(vibe)
+    except ValueError as exc:
+        raise Invalid(f"Invalid vibe: {exc}.") from exc
+
+
+class Query(NamedTuple):
+    """The query vector, what it was made of, and the probes that search the index for it."""
+
+    vector: np.ndarray
+    basis: Basis
+    # (vector, share of the taste in it): a blend also probes the index with the vibe alone.
+    probes: list[tuple[np.ndarray, float]]
+
+
+async def query_vector(
+    session: AsyncSession,
+    *,
+    profile: Profile,
+    vibe: str | None,
+    alpha: float,
+    settings: Settings,
+    vibe_encoder: VibeEncoder,
+) -> Query:
+    """The unit query vector for this profile, vibe and alpha; 409 when there is nothing to ask with."""
+    taste = None
+    if vibe is None or alpha > 0.0:
+        taste = await ensure_fresh_taste(session, profile=profile, settings=settings)
+    if vibe is None:
+        if taste is None:
+            raise Conflict(
+                no_taste_message(profile.name)
+                + " Or ask by mood instead: pass a vibe, e.g. ?vibe=chill+ambient."
+            )
+        return Query(taste, "taste", [(taste, 1.0)])
+    if taste is not None and alpha == 1.0:
+        return Query(taste, "taste", [(taste, 1.0)])
+    vibe_vec = await vibe_encoder.encode(session, text=vibe)
+    if taste is None or alpha == 0.0:
+        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
+    blended = _unit(alpha * taste + (1.0 - alpha) * vibe_vec)
+    if blended is None:
+        # Exactly opposite vectors cancel out; the vibe is the explicit ask, so it wins.
+        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
+    # A blend of two far-apart directions lies between clusters, where a greedy graph search
+    # can settle on the wrong side; probing from the vibe too and ranking the union by the
+    # exact distance to the blend keeps recall up (bench/recommend.py).
+    return Query(blended, "taste+vibe", [(blended, alpha), (vibe_vec, 0.0)])
+
+
+async def _search(
+    session: AsyncSession,
+    *,
+    profile: Profile,
+    query: Query,
+    vibe: str | None,
+    limit: int,
+    exclude_track_ids: Iterable[int],
+) -> list[RecommendationOut]:
+    contexts = [GENERAL_VIBE] if vibe is None else sorted({GENERAL_VIBE, normalize_vibe(vibe)})
+    exclude = sorted({int(t) for t in exclude_track_ids})
+    known = (profile.taste_tracks_used or 0) + len(exclude)
+    common: dict[str, Any] = {
+        "profile_id": profile.id,
+        "contexts": contexts,
+        "exclude": exclude,
+        "limit": limit,
+        "max_scan_tuples": MAX_SCAN_TUPLES,
+    }
+    rows: Sequence[Any]
+    if len(query.probes) == 1:
+        ef = _ef_search(limit=limit, known_tracks=known, taste_share=query.probes[0][1])
+        rows = await repo.nearest(session, query=query.vector, ef_search=ef, **common)
+    else:
+        candidates: set[int] = set()
+        for i, (vector, share) in enumerate(query.probes):
+            want = limit if i == 0 else limit * VIBE_PROBE_OVERFETCH
+            ef = _ef_search(limit=want, known_tracks=known, taste_share=share)
+            probe_args = {**common, "limit": want}
+            candidates.update(await repo.probe(session, query=vector, ef_search=ef, **probe_args))
+        rows = await repo.rank(
+            session, query=query.vector, profile_id=profile.id, candidates=sorted(candidates), limit=limit
+        )
+    if len(rows) < limit:
+        # The index scan ran out of budget before filling the page; an exact scan settles
+        # whether more eligible tracks exist.
+        rows = await repo.nearest(session, query=query.vector, ef_search=0, exact=True, **common)
+    return [
+        RecommendationOut(
+            track_id=r["track_id"],
+            title=r["title"],
+            artist=r["artist"],
+            album=r["album"],
+            score=float(r["score"]),
+            preview_url=r["preview_url"],
+            artwork_url=r["artwork_url"],
+            genre=r["genre"],
+            because=_because(r["because"] or []),
+        )
+        for r in rows
+    ]
+
+
+async def get_recommendations(
+    session: AsyncSession,
+    *,
+    profile: Profile | str | None,
+    limit: int,
+    vibe: str | None,
+    alpha: float,
+    settings: Settings,
+    vibe_encoder: VibeEncoder,
+    exclude_track_ids: Iterable[int] = (),
+) -> RecommendationsOut:
+    """Recommendations with the query that produced them (the /api/recommendations document)."""
+    vibe = _validate(limit=limit, alpha=alpha, vibe=vibe)
+    prof = await resolve_profile(session, profile)
+    query = await query_vector(
+        session, profile=prof, vibe=vibe, alpha=alpha, settings=settings, vibe_encoder=vibe_encoder
+    )
+    items = await _search(
+        session, profile=prof, query=query, vibe=vibe, limit=limit, exclude_track_ids=exclude_track_ids
+    )
+    return RecommendationsOut(
+        profile=prof.name,
+        vibe=vibe,
+        alpha=alpha,
+        basis=query.basis,
+        taste_built_at=prof.taste_built_at,
+        recommendations=items,
+    )
+
+
+async def recommend(
+    session: AsyncSession,
+    *,
+    profile: Profile | str | None,
+    limit: int,
+    vibe: str | None,
+    alpha: float,
+    settings: Settings,
+    vibe_encoder: VibeEncoder,
+    exclude_track_ids: Iterable[int] = (),
+) -> list[RecommendationOut]:
+    """The profile's recommendations, best first, never a listened, disliked or excluded track."""
+    result = await get_recommendations(
+        session,
+        profile=profile,
+        limit=limit,
+        vibe=vibe,
+        alpha=alpha,
+        settings=settings,
+        vibe_encoder=vibe_encoder,
+        exclude_track_ids=exclude_track_ids,
+    )
+    return result.recommendations
