@@ -1,0 +1,98 @@
+"""The mixing rules on their own: counts, even spread, artist runs, fill-in."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from haunt_fm.pipeline.playlists.mix import Candidate, interleave, known_share, plan_counts, slot_kinds
+
+
+def cand(tid: int, kind: str, artist: str | None = None) -> Candidate:
+    a = artist or f"{kind}-{tid}"
+    return Candidate(tid, f"t{tid}", a, None, a.casefold(), kind, 1.0)  # type: ignore[arg-type]
+
+
+def runs_ok(chosen: list[Candidate]) -> bool:
+    keys = [c.artist_key for c in chosen]
+    return all(not (keys[i] == keys[i - 1] == keys[i - 2]) for i in range(2, len(keys)))
+
+
+@pytest.mark.parametrize(
+    ("total", "pct", "expected"), [(20, 30, 6), (15, 30, 5), (10, 25, 3), (1, 30, 0), (1, 50, 1), (7, 100, 7)]
+)
+def test_known_share_rounds_half_up(total: int, pct: float, expected: int) -> None:
+    assert known_share(total, pct) == expected
+
+
+def test_plan_counts_fill_in() -> None:
+    assert plan_counts(total=20, known_pct=30, known_available=50, new_available=50) == (6, 14)
+    assert plan_counts(total=20, known_pct=30, known_available=2, new_available=50) == (2, 18)
+    assert plan_counts(total=20, known_pct=30, known_available=50, new_available=3) == (17, 3)
+    assert plan_counts(total=20, known_pct=30, known_available=4, new_available=3) == (4, 3)
+    assert plan_counts(total=20, known_pct=0, known_available=50, new_available=0) == (20, 0)
+
+
+def test_slots_spread_evenly() -> None:
+    assert "".join(k[0] for k in slot_kinds(6, 14)) == "nknnknnnknnknnknnnkn"
+    for total in range(1, 41):
+        for known in range(total + 1):
+            kinds = slot_kinds(known, total - known)
+            assert len(kinds) == total and kinds.count("known") == known
+            prefix = [0]
+            for k in kinds:
+                prefix.append(prefix[-1] + (k == "known"))
+            # Every stretch of the list holds its fair share of known slots, less than one off.
+            for start in range(total):
+                for end in range(start + 1, total + 1):
+                    inside = prefix[end] - prefix[start]
+                    assert abs(inside - (end - start) * known / total) < 1.0, (known, total, start, end)
+
+
+def test_interleave_ratio_order_and_no_duplicates() -> None:
+    known = [cand(i, "known") for i in range(1, 31)]
+    new = [cand(i, "new") for i in range(100, 150)]
+    # A duplicate inside a side and one across the sides are used once at most.
+    chosen = interleave(known=known, new=new, total=20, known_pct=30)
+    assert "".join(c.kind[0] for c in chosen) == "nknnknnnknnknnknnnkn"
+    assert [c.track_id for c in chosen if c.kind == "known"] == [1, 2, 3, 4, 5, 6]
+    assert [c.track_id for c in chosen if c.kind == "new"] == list(range(100, 114))
+    # A duplicate inside a side, and a track on both sides, are used once.
+    chosen = interleave(known=[*known, known[0]], new=[cand(2, "new"), *new], total=20, known_pct=30)
+    ids = [c.track_id for c in chosen]
+    assert len(ids) == 20 and len(set(ids)) == 20 and ids[0] == 2
+    assert [c.track_id for c in chosen if c.kind == "known"] == [1, 3, 4, 5, 6, 7]
+
+
+def test_artist_run_limit_skips_ahead_then_switches_side_then_stops() -> None:
+    same = [cand(i, "new", "Same") for i in range(1, 7)]
+    others = [cand(i, "new") for i in range(7, 11)]
+    chosen = interleave(known=[], new=[*same, *others], total=10, known_pct=0)
+    assert [c.track_id for c in chosen] == [1, 2, 7, 3, 4, 8, 5, 6, 9, 10]
+    # A new slot whose side is all one artist borrows a known track.
+    chosen = interleave(
+        known=[cand(50, "known"), cand(51, "known")],
+        new=[cand(i, "new", "Same") for i in range(1, 7)],
+        total=6,
+        known_pct=0,
+    )
+    assert [c.track_id for c in chosen] == [1, 2, 50, 3, 4, 51]
+    # Nothing allowed is left: the playlist ends rather than break the rule.
+    chosen = interleave(known=[], new=[cand(i, "new", "Same") for i in range(1, 7)], total=6, known_pct=0)
+    assert [c.track_id for c in chosen] == [1, 2]
+
+
+def test_random_pools_always_keep_the_rules() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        artists = [f"a{i}" for i in range(rng.randint(1, 6))]
+        known = [cand(i, "known", rng.choice(artists)) for i in range(rng.randint(0, 30))]
+        new = [cand(1000 + i, "new", rng.choice(artists)) for i in range(rng.randint(0, 30))]
+        total, pct = rng.randint(1, 40), rng.choice([0, 10, 30, 50, 100])
+        chosen = interleave(known=known, new=new, total=total, known_pct=pct)
+        ids = [c.track_id for c in chosen]
+        assert len(ids) == len(set(ids)) <= total
+        assert runs_ok(chosen)
+        if len(artists) == 1:
+            assert len(chosen) == min(2, total, len(known) + len(new))
