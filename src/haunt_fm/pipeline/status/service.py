@@ -98,6 +98,7 @@ async def pipeline_status(
             "rate_per_minute": settings.itunes_rate_per_minute,
             "last_lookup_at": previews_state.get("last_lookup_at"),
             "last_error": previews_state.get("last_error"),
+            "last_error_at": previews_state.get("last_error_at"),
         },
         "homeassistant": {"configured": settings.ha_configured},
         "profiles": [
