@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,6 +45,11 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
         from haunt_fm import background
 
         tasks = background.start(app, settings) if start_background else []
+        # Everything loaded so far (modules, the app, the model when in-process) lives for
+        # the whole run: move it out of the GC's sight, or each full collection walks it
+        # all and stalls every request in flight (seen as ~100 ms p99 spikes under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -26,11 +26,14 @@ def redact_url(url: str) -> str:
         return "<unparseable database URL>"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 40) -> AsyncEngine:
+    # Overflow connections are closed as soon as they are returned, and a new PostgreSQL
+    # connection forks a backend: under webhook bursts a small pool churns. Idle pooled
+    # connections are cheap, so the API keeps enough for its concurrency.
     return create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
-        max_overflow=20,
+        max_overflow=10,
         # No pre-ping: it costs a round trip per request on the hot webhook path. A dead
         # connection fails one statement, is invalidated, and the pool reconnects.
         pool_recycle=1800,
