@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -104,6 +104,27 @@ def install_log_redaction(logger_names: tuple[str, ...] = ("httpx", "httpcore"))
 def new_http_client(*, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
     """An httpx client with the house User-Agent, for clients that were not handed one."""
     return httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
+
+
+class ServiceClient:
+    """Base of the outside-service clients: uses a shared httpx client, or owns and closes its own."""
+
+    def __init__(
+        self, http: httpx.AsyncClient | None, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+    ) -> None:
+        self._http = http or new_http_client(timeout=timeout)
+        self._owns_http = http is None
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 class RateLimiter:

@@ -15,9 +15,9 @@ import httpx
 from haunt_fm.clients._http import (
     ClientError,
     RetryPolicy,
+    ServiceClient,
     SleepFn,
     describe_transport_error,
-    new_http_client,
     retry_async,
     secret_value,
 )
@@ -44,7 +44,7 @@ class HomeAssistantUnavailable(HomeAssistantError):
     """Home Assistant could not be reached, timed out, or answered that it is not up (502-504)."""
 
 
-class HomeAssistantClient:
+class HomeAssistantClient(ServiceClient):
     """Async Home Assistant REST client; GETs retry transient failures, service calls never do."""
 
     def __init__(
@@ -63,23 +63,11 @@ class HomeAssistantClient:
             raise HomeAssistantAuthError(
                 "Home Assistant is not configured; set HAUNTFM_HA_URL and HAUNTFM_HA_TOKEN", transient=False
             )
+        super().__init__(http, timeout=httpx.Timeout(15.0, connect=5.0))
         self._headers = {"Authorization": f"Bearer {token_value}"}
-        self._http = http or new_http_client(timeout=httpx.Timeout(15.0, connect=5.0))
-        self._owns_http = http is None
         self._retry = retry or RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
         self._sleep = sleep
         self._rng = rng
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> HomeAssistantClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def check_api(self) -> str:
         """Confirm the API answers and the token works; returns Home Assistant's message."""

@@ -17,9 +17,9 @@ from haunt_fm.clients._http import (
     ClientError,
     RateLimiter,
     RetryPolicy,
+    ServiceClient,
     SleepFn,
     describe_transport_error,
-    new_http_client,
     retry_async,
 )
 from haunt_fm.pipeline.tracks.identity import normalize_artist, normalize_title
@@ -57,7 +57,7 @@ class ItunesTrack:
     wrapper_type: str | None
 
 
-class ItunesClient:
+class ItunesClient(ServiceClient):
     """Async iTunes Search client: about 20 requests a minute, long backoff when throttled."""
 
     def __init__(
@@ -72,10 +72,9 @@ class ItunesClient:
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(http)
         self.base_url = base_url.rstrip("/")
         self.country = country
-        self._http = http or new_http_client()
-        self._owns_http = http is None
         self._limiter = limiter or RateLimiter.per_minute(rate_per_minute)
         # Apple's throttle lasts about a minute: wait 10 s, 20 s, 40 s before giving up.
         self._retry = retry or RetryPolicy(max_attempts=4, base_delay=10.0, max_delay=120.0)
@@ -83,17 +82,6 @@ class ItunesClient:
         # so tests that inject `sleep` pass a `limiter` on the same fake clock.
         self._sleep = sleep
         self._rng = rng
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> ItunesClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def search(self, term: str, limit: int = 25) -> list[ItunesTrack]:
         """Songs matching `term`, in Apple's order; raises ItunesRateLimited rather than answer empty."""

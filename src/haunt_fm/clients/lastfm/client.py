@@ -14,10 +14,10 @@ from haunt_fm.clients._http import (
     ClientError,
     RateLimiter,
     RetryPolicy,
+    ServiceClient,
     SleepFn,
     describe_transport_error,
     install_log_redaction,
-    new_http_client,
     retry_async,
     secret_value,
 )
@@ -83,7 +83,7 @@ class SimilarResult:
         return bool(self.tracks)
 
 
-class LastfmClient:
+class LastfmClient(ServiceClient):
     """Async Last.fm client: rate limited, retries transient failures, never logs the API key."""
 
     def __init__(
@@ -103,27 +103,15 @@ class LastfmClient:
             raise LastfmAuthError(
                 "No Last.fm API key is configured; set HAUNTFM_LASTFM_API_KEY", transient=False
             )
+        super().__init__(http)
         self._api_key = key
         self.base_url = base_url
-        self._http = http or new_http_client()
-        self._owns_http = http is None
         self._limiter = limiter or RateLimiter.per_second(rate_per_second)
         self._retry = retry or RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=30.0)
         # `sleep` only replaces backoff waits; a rate-limit pause runs on the limiter's clock,
         # so tests that inject `sleep` pass a `limiter` on the same fake clock.
         self._sleep = sleep
         self._rng = rng
-
-    async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
-        if self._owns_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> LastfmClient:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def get_similar(self, artist: str, title: str, limit: int = 50) -> SimilarResult:
         """Tracks similar to `artist - title`, best match first; empty when Last.fm doesn't know it."""

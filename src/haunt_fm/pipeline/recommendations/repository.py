@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import JSON, bindparam, text
+from sqlalchemy import JSON, TextualSelect, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger, Text
@@ -52,52 +52,37 @@ LEFT JOIN LATERAL (
 ORDER BY n.distance, n.track_id
 """
 
+
+def _nearest_sql(order_by: str) -> TextualSelect:
+    return (
+        text(
+            f"""
+            WITH nearest AS MATERIALIZED (
+                SELECT te.track_id, te.embedding <=> :q AS distance
+                FROM track_embeddings te
+                WHERE {_ELIGIBLE}
+                ORDER BY {order_by}
+                LIMIT :limit
+            )
+            {_DETAILS}
+            """
+        )
+        .bindparams(
+            bindparam("q", type_=Vector(EMBEDDING_DIM)),
+            bindparam("contexts", type_=ARRAY(Text)),
+            bindparam("exclude", type_=ARRAY(BigInteger)),
+        )
+        .columns(because=JSON)
+    )
+
+
 # Approximate: the HNSW index, with pgvector 0.8 iterative scans so that filtered-out
 # candidates do not leave the page short. relaxed_order may return rows slightly out of
 # order, so the outer query sorts again by the exact distance.
-_ANN_SQL = (
-    text(
-        f"""
-        WITH nearest AS MATERIALIZED (
-            SELECT te.track_id, te.embedding <=> :q AS distance
-            FROM track_embeddings te
-            WHERE {_ELIGIBLE}
-            ORDER BY te.embedding <=> :q
-            LIMIT :limit
-        )
-        {_DETAILS}
-        """
-    )
-    .bindparams(
-        bindparam("q", type_=Vector(EMBEDDING_DIM)),
-        bindparam("contexts", type_=ARRAY(Text)),
-        bindparam("exclude", type_=ARRAY(BigInteger)),
-    )
-    .columns(because=JSON)
-)
-
+_ANN_SQL = _nearest_sql("te.embedding <=> :q")
 # Exact: `+ 0` keeps the planner off the index, so this is a full scan with a top-N sort.
 # Used only when the index scan came back short (its scan budget ran out).
-_EXACT_SQL = (
-    text(
-        f"""
-        WITH nearest AS MATERIALIZED (
-            SELECT te.track_id, te.embedding <=> :q AS distance
-            FROM track_embeddings te
-            WHERE {_ELIGIBLE}
-            ORDER BY (te.embedding <=> :q) + 0
-            LIMIT :limit
-        )
-        {_DETAILS}
-        """
-    )
-    .bindparams(
-        bindparam("q", type_=Vector(EMBEDDING_DIM)),
-        bindparam("contexts", type_=ARRAY(Text)),
-        bindparam("exclude", type_=ARRAY(BigInteger)),
-    )
-    .columns(because=JSON)
-)
+_EXACT_SQL = _nearest_sql("(te.embedding <=> :q) + 0")
 
 # One probe of a multi-probe search: just the ids, in (roughly) index order.
 _PROBE_SQL = text(
