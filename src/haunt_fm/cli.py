@@ -47,7 +47,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 
 
 @contextlib.contextmanager
-def database(settings: Settings, *, attach: bool) -> Iterator[str]:
+def database(settings: Settings, *, attach: bool, attach_only: bool = False) -> Iterator[str]:
     """The database URL, starting the embedded server when HAUNTFM_DATABASE_URL is unset."""
     from haunt_fm.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
@@ -56,7 +56,7 @@ def database(settings: Settings, *, attach: bool) -> Iterator[str]:
         return
     server = EmbeddedPostgres(settings.data_dir)
     try:
-        url = server.start(attach=attach)
+        url = server.start(attach=attach, attach_only=attach_only)
     except EmbeddedDatabaseError as exc:
         raise _fail(str(exc)) from None
     if server.owner:
@@ -111,12 +111,16 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the embedding worker alone (point several at one database to scale out)."""
+    """Run the embedding worker alone (point several at one database to scale out).
+
+    Uses HAUNTFM_DATABASE_URL, or the embedded database of a `haunt-fm serve` running on
+    this machine.
+    """
     import asyncio
 
     settings = get_settings()
     _setup_logging(settings)
-    with database(settings, attach=True) as url:
+    with database(settings, attach=True, attach_only=True) as url:
         _upgrade(url)
         try:
             asyncio.run(_run_worker(settings, url))

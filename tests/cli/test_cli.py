@@ -115,6 +115,25 @@ def test_serve_on_the_embedded_database_second_serve_refused_sigterm_stops_it(tm
         assert "already using the data directory" in second.stderr
         assert httpx.get(url + "/health", timeout=5).json() == {"status": "ok", "database": "ok"}
 
+        # A worker on the same machine attaches to the running server.
+        worker = subprocess.Popen(
+            [EXE, "worker"],
+            env={**env, "HAUNTFM_CLAP_MODEL": str(tmp_path / "none")},
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            for _ in range(100):
+                workers = httpx.get(url + "/api/status", timeout=5).json()["worker"]["workers"]
+                if workers:
+                    break
+                time.sleep(0.1)
+            assert workers, "the attached worker never reported"
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=60)
+
         # `db upgrade` on the same machine attaches to the running server.
         up = subprocess.run([EXE, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
         assert up.returncode == 0, up.stderr
@@ -140,6 +159,20 @@ def test_serve_on_the_embedded_database_second_serve_refused_sigterm_stops_it(tm
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
     assert not (data / "pg" / "postmaster.pid").exists()
+
+
+def test_worker_without_a_running_database_says_what_to_do(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [EXE, "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(HAUNTFM_DATA_DIR=str(tmp_path / "data")),
+    )
+    assert out.returncode == 1
+    assert "Start `haunt-fm serve` on this machine first" in out.stderr
+    assert "HAUNTFM_DATABASE_URL" in out.stderr
+    assert not (tmp_path / "data" / "pg" / "PG_VERSION").exists()
 
 
 def test_settings_never_show_secrets() -> None:

@@ -85,13 +85,23 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://{PG_USER}@/{DATABASE_NAME}?host={self.paths.socket_dir}&port={self.port}"
 
-    def start(self, *, attach: bool = False) -> str:
+    def start(self, *, attach: bool = False, attach_only: bool = False) -> str:
         """Own the data directory and start the server; or, with `attach`, use a running one.
 
         Returns the connection URL. Raises DataDirBusy when another process owns the
         directory and attaching is not allowed (or nothing is running to attach to).
+        With `attach_only`, never start a server: a long-running helper process (the
+        worker) must not hold the data directory that `serve` needs.
         """
         self.paths.root.mkdir(parents=True, exist_ok=True)
+        if attach_only:
+            if self._lock_is_held() and self._server_running():
+                return self.url
+            raise EmbeddedDatabaseError(
+                f"No haunt-fm database is running for the data directory {self.paths.root}. Start "
+                f"`haunt-fm serve` on this machine first, or set HAUNTFM_DATABASE_URL to the "
+                f"PostgreSQL that the service uses."
+            )
         if not self._try_lock():
             owner_pid = self._lock_owner_pid()
             if attach and self._server_running():
@@ -152,6 +162,18 @@ class EmbeddedPostgres:
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self._lock_file = handle
+        return True
+
+    def _lock_is_held(self) -> bool:
+        if not self.paths.lock.exists():
+            return False
+        if self._try_lock():
+            # Nobody held it; let it go again at once.
+            assert self._lock_file is not None
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+            return False
         return True
 
     def _lock_owner_pid(self) -> int | None:
