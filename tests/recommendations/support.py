@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haunt_fm.app import create_app
+from haunt_fm.config import Settings
 from haunt_fm.db.base import EMBEDDING_DIM
 from tests.conftest import make_settings
 from tests.support.live_server import LiveServer
@@ -162,15 +163,19 @@ async def similar(db: Factory, seed: int, candidate: int, match: float) -> None:
         )
 
 
-async def cache_vibe(db: Factory, vibe_norm: str, vector: np.ndarray) -> None:
+# The text model a default-configured worker embeds vibes with (cache entries must match it).
+VIBE_MODEL = Settings.model_fields["clap_model"].default
+
+
+async def cache_vibe(db: Factory, vibe_norm: str, vector: np.ndarray, *, model: str = VIBE_MODEL) -> None:
     """A vibe text the worker already embedded."""
     async with db() as s, s.begin():
         await s.execute(
             text(
                 "INSERT INTO text_embeddings (text_norm, text, status, embedding, model, done_at) "
-                "VALUES (:n, :n, 'done', :v, 'test-clap', now())"
+                "VALUES (:n, :n, 'done', :v, :m, now())"
             ).bindparams(bindparam("v", type_=Vector(DIM))),
-            {"n": vibe_norm, "v": vector},
+            {"n": vibe_norm, "v": vector, "m": model},
         )
 
 
@@ -198,11 +203,13 @@ class StandInTextModel:
     Synchronous and thread-safe like the real one; counts its calls.
     """
 
-    def __init__(self, known: dict[str, np.ndarray] | None = None, *, fail: bool = False) -> None:
+    def __init__(
+        self, known: dict[str, np.ndarray] | None = None, *, fail: bool = False, model_id: str = VIBE_MODEL
+    ) -> None:
         self.known = dict(known or {})
         self.fail = fail
         self.calls: list[list[str]] = []
-        self.model_id = "stand-in-clap"
+        self.model_id = model_id
         self._lock = threading.Lock()
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:

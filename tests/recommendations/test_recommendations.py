@@ -286,7 +286,7 @@ async def test_vibe_embedded_in_process_and_cached(serve_app: Any, db: Factory) 
         assert again.status_code == 200 and model.calls == [["chill ambient"]]
     async with db() as s:
         row = (await s.execute(text("SELECT text, status, model FROM text_embeddings"))).one()
-    assert tuple(row) == ("Chill   Ambient", "done", "stand-in-clap")
+    assert tuple(row) == ("Chill   Ambient", "done", model.model_id)
 
 
 async def test_in_process_model_failure_is_503(serve_app: Any, db: Factory) -> None:
@@ -323,6 +323,33 @@ async def test_request_waits_for_a_worker_to_embed_the_vibe(client: httpx.AsyncC
         status = (await s.execute(text("SELECT status FROM text_embeddings"))).scalar_one()
     assert status == "done"
     assert await process_pending_texts(db, worker_model, limit=8) == 0
+
+
+async def test_a_vibe_cached_by_another_text_model_is_embedded_again(
+    client: httpx.AsyncClient, db: Factory
+) -> None:
+    a = await add_track(db, "A", E1)
+    b = await add_track(db, "B", E2)
+    await cache_vibe(db, "sunday morning", E1, model="laion/some-older-clap")  # another vector space
+    worker_model = StandInTextModel({"sunday morning": E2})
+
+    async def worker() -> int:
+        for _ in range(200):
+            if done := await process_pending_texts(db, worker_model, limit=8):
+                return done
+            await asyncio.sleep(0.05)
+        return 0
+
+    request = asyncio.create_task(
+        client.get("/api/recommendations", params={"vibe": "sunday morning", "alpha": 0})
+    )
+    assert await worker() == 1
+    r = await request
+    assert r.status_code == 200, r.text
+    assert ids(r.json())[:2] == [b, a]  # ranked by the new model's vector, not the stale one
+    async with db() as s:
+        model = (await s.execute(text("SELECT model FROM text_embeddings"))).scalar_one()
+    assert model == worker_model.model_id
 
 
 async def test_no_worker_is_503_after_the_timeout(serve: Any, db: Factory) -> None:

@@ -15,7 +15,7 @@ from haunt_fm.db.session import create_engine, create_session_factory
 from haunt_fm.errors import Invalid
 from haunt_fm.pipeline.playlists.schemas import PlaylistIn, PlaylistOut
 from haunt_fm.pipeline.playlists.service import generate_playlist
-from haunt_fm.pipeline.recommendations.vibe import VibeEncoder
+from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, text_model_id
 
 
 def build_request(
@@ -51,7 +51,11 @@ async def run(settings: Settings, database_url: str, *, request: PlaylistIn) -> 
     engine = create_engine(database_url, pool_size=3)
     try:
         factory = create_session_factory(engine)
-        encoder = VibeEncoder(session_factory=factory, timeout_s=settings.vibe_embed_timeout_seconds)
+        encoder = VibeEncoder(
+            session_factory=factory,
+            timeout_s=settings.vibe_embed_timeout_seconds,
+            model_id=text_model_id(settings),
+        )
         return await generate_playlist(factory, request=request, settings=settings, vibe_encoder=encoder)
     finally:
         await engine.dispose()

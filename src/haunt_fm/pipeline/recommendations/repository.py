@@ -195,9 +195,9 @@ async def rank(
 
 # --- vibe text cache / queue -------------------------------------------------------------
 
-_CACHED_SQL = text("SELECT status, embedding, error FROM text_embeddings WHERE text_norm = :norm").columns(
-    embedding=Vector(EMBEDDING_DIM)
-)
+_CACHED_SQL = text(
+    "SELECT status, embedding, error, model FROM text_embeddings WHERE text_norm = :norm"
+).columns(embedding=Vector(EMBEDDING_DIM))
 
 _STORE_SQL = text(
     """
@@ -216,6 +216,8 @@ _REQUEST_SQL = text(
     VALUES (:norm, :text, 'pending')
     ON CONFLICT (text_norm) DO UPDATE SET status = 'pending', error = NULL, requested_at = now()
         WHERE text_embeddings.status = 'failed'
+           OR (CAST(:model AS text) IS NOT NULL AND text_embeddings.status = 'done'
+               AND text_embeddings.model IS DISTINCT FROM :model)
     """
 )
 
@@ -253,8 +255,11 @@ async def store_text_embedding(
     )
 
 
-async def request_text_embedding(session: AsyncSession, *, text_norm: str, text: str) -> None:
-    await session.execute(_REQUEST_SQL, {"norm": text_norm, "text": text})
+async def request_text_embedding(
+    session: AsyncSession, *, text_norm: str, text: str, model: str | None = None
+) -> None:
+    """Queue a text for the workers (again, when it failed or a different model embedded it)."""
+    await session.execute(_REQUEST_SQL, {"norm": text_norm, "text": text, "model": model})
 
 
 async def claim_pending_texts(session: AsyncSession, *, limit: int) -> list[dict[str, Any]]:

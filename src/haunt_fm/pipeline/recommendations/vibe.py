@@ -85,9 +85,13 @@ class VibeEncoder:
         embedder: TextEmbedder | None = None,
         timeout_s: float = 20.0,
         poll_s: float = POLL_SECONDS,
+        model_id: str | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.embedder = embedder
+        # Which text model the vectors must come from: a vector cached by another model
+        # (HAUNTFM_CLAP_TEXT_MODEL changed) lives in another space and is embedded again.
+        self.model_id = _model_name(embedder) if embedder is not None else model_id
         self.timeout_s = timeout_s
         self.poll_s = poll_s
 
@@ -95,11 +99,19 @@ class VibeEncoder:
         """The unit vector of `text` (already validated); 503 when nothing can embed it in time."""
         norm = normalize_vibe(text)
         cached = await repo.cached_text(session, text_norm=norm)
-        if cached is not None and cached["status"] == "done" and cached["embedding"] is not None:
+        if cached is not None and self._usable(cached):
             return np.asarray(cached["embedding"], dtype=np.float32)
         if self.embedder is not None:
             return await self._embed_here(text=text, norm=norm)
         return await self._wait_for_worker(text=text, norm=norm)
+
+    def _usable(self, row: Any) -> bool:
+        return (
+            row is not None
+            and row["status"] == "done"
+            and row["embedding"] is not None
+            and (self.model_id is None or row["model"] == self.model_id)
+        )
 
     async def _embed_here(self, *, text: str, norm: str) -> np.ndarray:
         embedder = self.embedder
@@ -122,12 +134,12 @@ class VibeEncoder:
     async def _wait_for_worker(self, *, text: str, norm: str) -> np.ndarray:
         # Committed on its own, so a worker on another machine sees the request at once.
         async with transaction(self.session_factory) as session:
-            await repo.request_text_embedding(session, text_norm=norm, text=text)
+            await repo.request_text_embedding(session, text_norm=norm, text=text, model=self.model_id)
         deadline = time.monotonic() + self.timeout_s
         while True:
             async with self.session_factory() as session:
                 row = await repo.cached_text(session, text_norm=norm)
-            if row is not None and row["status"] == "done" and row["embedding"] is not None:
+            if row is not None and self._usable(row):
                 return np.asarray(row["embedding"], dtype=np.float32)
             if row is not None and row["status"] == "failed":
                 raise Unavailable(
@@ -185,7 +197,13 @@ def get_vibe_encoder(request: Request) -> VibeEncoder:
         session_factory=state.session_factory,
         embedder=getattr(state, "embedder", None),
         timeout_s=state.settings.vibe_embed_timeout_seconds,
+        model_id=text_model_id(state.settings),
     )
+
+
+def text_model_id(settings: Any) -> str:
+    """The model whose text tower embeds vibes (what the workers are configured with)."""
+    return str(settings.clap_text_model or settings.clap_model)
 
 
 VibeEncoderDep = Annotated[VibeEncoder, Depends(get_vibe_encoder)]
