@@ -151,8 +151,15 @@ async def test_embeds_pending_tracks_and_records_failures(
         row = await track_row(db, track_id)
         assert row["embedding_status"] == "done" and row["embedding_lease_owner"] is None
     reasons = {name: (await track_row(db, tid)) for name, tid in bad.items()}
+    # A preview URL that is gone (404) sends the track back to preview lookup: iTunes rotates them.
+    missing = reasons.pop("missing")
+    assert (missing["preview_status"], missing["preview_url"], missing["embedding_status"]) == (
+        "pending",
+        None,
+        "waiting",
+    )
+    assert "404" in missing["embedding_error"]
     assert all(r["embedding_status"] == "failed" for r in reasons.values())
-    assert "404" in reasons["missing"]["embedding_error"]
     assert "silent" in reasons["silent"]["embedding_error"]
     assert "decode" in reasons["truncated"]["embedding_error"]
     assert "decode" in reasons["garbage"]["embedding_error"]
@@ -194,6 +201,34 @@ async def test_transient_errors_retry_then_fail_after_the_attempt_budget(
         await session.execute(text("UPDATE tracks SET embedding_status = 'pending', embedding_attempts = 0"))
     await worker.run_once()
     assert (await track_row(db, track))["embedding_status"] == "done"
+
+
+async def test_a_preview_gone_again_and_again_fails_for_good(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
+) -> None:
+    track = await add_track(db, "Gone", previews.url("gone.m4a"))
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_max_attempts=2)
+    assert await worker.load_model()
+    await worker.run_once()
+    assert (await track_row(db, track))["preview_status"] == "pending"
+    # The lookup finds the same dead URL again (as a stale store entry would).
+    async with db() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE tracks SET preview_status = 'found', preview_url = :u, embedding_status = 'pending' "
+                "WHERE id = :id"
+            ),
+            {"u": previews.url("gone.m4a"), "id": track},
+        )
+    await worker.run_once()
+    row = await track_row(db, track)
+    assert (row["embedding_status"], row["embedding_attempts"]) == ("failed", 2)
+    assert "404" in row["embedding_error"]
 
 
 async def test_two_workers_racing_embed_every_track_exactly_once(

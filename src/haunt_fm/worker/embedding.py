@@ -42,6 +42,7 @@ TEXT_POLL_SECONDS = 0.5
 MODEL_RETRY_SECONDS = (30.0, 60.0, 300.0, 900.0)
 DOWNLOAD_CONCURRENCY = 4
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
+PREVIEW_GONE = (404, 410)
 
 
 class EmbeddingWorker:
@@ -190,6 +191,7 @@ class EmbeddingWorker:
 
     async def _process(self, claimed: list[dict[str, Any]]) -> None:
         semaphore = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
+        gone: set[int] = set()  # preview URLs that no longer exist: look the track up again
         loop = asyncio.get_running_loop()
 
         async def prepare(item: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None, str | None, bool]:
@@ -204,6 +206,11 @@ class EmbeddingWorker:
                     )
                     samples = await asyncio.to_thread(decode_audio, path)
                 except AudioDownloadError as exc:
+                    if (
+                        exc.status_code in PREVIEW_GONE
+                        and item["embedding_attempts"] < self.settings.embedding_max_attempts
+                    ):
+                        gone.add(item["id"])
                     return item, None, str(exc), exc.transient
                 except AudioDecodeError as exc:
                     self._drop_cached(item)
@@ -252,6 +259,12 @@ class EmbeddingWorker:
                 ):
                     stored += 1
             for item, error, transient in failures:
+                if item["id"] in gone:
+                    # iTunes preview URLs expire: find the current one rather than give up.
+                    await repo.requeue_preview(
+                        session, track_id=item["id"], owner=self.id, error=error or "preview gone"
+                    )
+                    continue
                 retry_at = self._retry_at(item, transient)
                 await repo.record_failure(
                     session,

@@ -103,6 +103,21 @@ async def record_failure(
     )
 
 
+async def requeue_preview(session: AsyncSession, *, track_id: int, owner: str, error: str) -> None:
+    """The preview URL is gone: back to the preview-lookup stage (attempts keep counting)."""
+    await session.execute(
+        text(
+            """
+            UPDATE tracks SET preview_status = 'pending', preview_url = NULL, preview_next_at = NULL,
+                preview_attempts = 0, embedding_status = 'waiting', embedding_error = :error,
+                embedding_lease_until = NULL, embedding_lease_owner = NULL
+            WHERE id = :id AND embedding_lease_owner = :owner
+            """
+        ),
+        {"id": track_id, "owner": owner, "error": error[:2000]},
+    )
+
+
 async def release(session: AsyncSession, *, track_ids: Sequence[int], owner: str) -> None:
     """Give leases back untouched (shutdown, model not loaded): the attempt does not count."""
     await session.execute(
