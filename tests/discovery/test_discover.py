@@ -379,9 +379,17 @@ async def test_progress_is_committed_per_seed_and_visible_during_a_run(
             await listen(http, "Artist", f"Song {i}", minutes=i)
         run = asyncio.create_task(_discover(http, limit=3))
         seen: list[int] = []
+        progress: list[dict] = []
         while not run.done():
-            seen.append((await http.get("/api/status")).json()["pipeline"]["candidates"])
+            status = (await http.get("/api/status")).json()
+            seen.append(status["pipeline"]["candidates"])
+            if status["discovery"]["running"]:
+                progress.append(status["discovery"]["running"])
             await asyncio.sleep(0.05)
         assert (await run)["candidates_new"] == 24
         # Candidates appeared seed by seed while the request was still running.
         assert any(0 < n < 24 for n in seen), seen
+        # ... and the run's progress (seeds done of total) was shown while it lasted.
+        assert progress and all(p["seeds_total"] == 8 for p in progress)
+        assert progress[-1]["seeds_done"] >= progress[0]["seeds_done"]
+        assert (await http.get("/api/status")).json()["discovery"]["running"] is None

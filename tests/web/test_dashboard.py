@@ -149,6 +149,7 @@ async def test_status_counts_every_stage(
         "last_run_at": "2026-01-02T03:04:05+00:00",
         "last_run": None,
         "last_error": None,
+        "running": None,
     }
     assert {p["name"]: p["listens"] for p in status["profiles"]} == {"default": 0, "antialias": 2}
     assert status["feedback"] == 0

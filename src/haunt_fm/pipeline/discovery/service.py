@@ -364,6 +364,7 @@ class _Runner:
     async def write_running(self) -> None:
         """Publish this run's progress in app_state['discovery'].running (for /api/status)."""
         self.running |= {
+            "updated_at": utcnow().isoformat(),
             "seeds_done": self.run_state.done,
             "seeds_expanded": self.run_state.expanded,
             "candidates_new": len(self.run_state.new_ids),

@@ -55,6 +55,21 @@ def _worker_summary(settings: Settings, alive: list[dict[str, Any]], *, local: A
     return summary
 
 
+# A run reports progress every second; one silent for this long died with its process.
+RUN_STALE_AFTER = timedelta(minutes=2)
+
+
+def _live_run(running: Any) -> dict[str, Any] | None:
+    """The discovery run in progress (seeds done of total), or None."""
+    if not isinstance(running, dict) or not running.get("updated_at"):
+        return None
+    try:
+        updated = datetime.fromisoformat(running["updated_at"])
+    except (TypeError, ValueError):
+        return None
+    return running if datetime.now(UTC) - updated < RUN_STALE_AFTER else None
+
+
 async def pipeline_status(
     session: AsyncSession, *, settings: Settings, local_worker: Any = None
 ) -> dict[str, Any]:
@@ -92,6 +107,7 @@ async def pipeline_status(
             "last_run_at": discovery.get("last_run_at"),
             "last_run": discovery.get("last_run"),
             "last_error": discovery.get("last_error"),
+            "running": _live_run(discovery.get("running")),
         },
         "previews": {
             "enabled": settings.preview_worker_enabled,

@@ -350,6 +350,15 @@
         yesNo(discovery.lastfm_configured, "Last.fm configured", "Last.fm not configured"),
         " last run ",
         timeNode(discovery.last_run_at),
+        ...(discovery.running
+          ? [
+              " · ",
+              el("span", {
+                className: "running",
+                text: `running: ${discovery.running.seeds_done || 0} of ${discovery.running.seeds_total} seeds`,
+              }),
+            ]
+          : []),
       ),
       ...(discovery.last_error
         ? fact("Discovery error", el("span", { className: "error-text", text: discovery.last_error }))
