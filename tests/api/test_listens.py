@@ -270,3 +270,13 @@ async def test_recent_orders_filters_and_limits(client: httpx.AsyncClient) -> No
         assert r.status_code == 422, bad
     assert (await client.get("/api/history/recent", params={"limit": 500})).status_code == 200
     assert (await client.get("/api/history/recent", params={"limit": 1})).status_code == 200
+
+
+async def test_an_empty_profile_filter_means_no_filter(client: httpx.AsyncClient) -> None:
+    await client.post("/api/profiles", json={"name": "kid"})
+    await client.post("/api/history/webhook", json={"title": "A", "artist": "X", "profile": "kid"})
+    await client.post("/api/history/webhook", json={"title": "B", "artist": "X"})
+    r = await client.get("/api/history/recent", params={"profile": ""})
+    assert r.status_code == 200
+    assert {e["title"] for e in r.json()["events"]} == {"A", "B"}
+    assert (await client.get("/api/playlists", params={"profile": ""})).status_code == 200

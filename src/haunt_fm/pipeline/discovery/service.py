@@ -193,7 +193,7 @@ async def discover(
     cutoff = started if force else started - timedelta(days=settings.discovery_reexpand_days)
     async with transaction(session_factory) as session:
         profile_id = None
-        if profile is not None:
+        if profile:
             profile_id = (await profiles.require(session, name=profile)).id
         listened = await repo.seeds(session, profile_id=profile_id, cutoff=cutoff)
     due = [s for s in listened if s.due]

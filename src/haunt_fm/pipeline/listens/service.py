@@ -68,7 +68,7 @@ async def log_listen(conn: AsyncConnection, *, listen: ListenIn) -> ListenLogged
 async def recent(session: AsyncSession, *, profile: str | None, limit: int) -> list[ListenOut]:
     """Newest listens first; all profiles unless one is named."""
     profile_id = None
-    if profile is not None:
+    if profile:
         profile_id = (await profiles.require(session, name=profile)).id
     return [
         ListenOut.model_validate(dict(r))

@@ -293,6 +293,6 @@ async def get_playlist(session: AsyncSession, *, playlist_id: int) -> PlaylistOu
 
 async def list_playlists(session: AsyncSession, *, profile: str | None, limit: int) -> PlaylistList:
     """Recent playlists, newest first; every profile's unless one is named."""
-    profile_id = None if profile is None else (await profiles.require(session, name=profile)).id
+    profile_id = (await profiles.require(session, name=profile)).id if profile else None
     rows = await repo.recent(session, profile_id=profile_id, limit=limit)
     return PlaylistList(playlists=[PlaylistSummary.model_validate(dict(r)) for r in rows])
