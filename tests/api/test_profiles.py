@@ -117,3 +117,11 @@ async def test_bad_speaker_bodies_change_nothing(client: httpx.AsyncClient, body
     r = await client.put("/api/profiles/a/speakers", json=body)
     assert r.status_code == 422
     assert (await client.get("/api/profiles/a/speakers")).json()["speakers"] == ["Study speaker"]
+
+
+async def test_taste_built_at_stays_empty_until_a_taste_exists(client: httpx.AsyncClient) -> None:
+    await client.post("/api/history/webhook", json={"title": "Not embedded yet", "artist": "X"})
+    assert (await client.get("/api/recommendations")).status_code == 409  # checks, finds nothing to build
+    assert (await client.get("/api/profiles/default")).json()["taste_built_at"] is None
+    status = (await client.get("/api/status")).json()
+    assert status["profiles"][0]["taste_built_at"] is None

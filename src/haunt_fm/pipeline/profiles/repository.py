@@ -49,14 +49,20 @@ async def create(session: AsyncSession, *, name: str, display_name: str | None) 
 
 _STATS_SQL = text(
     """
-    SELECT p.id, p.name, p.display_name, p.created_at, p.taste_built_at, p.taste_tracks_used,
+    SELECT p.id, p.name, p.display_name, p.created_at,
+           -- taste_built_at also marks "checked, nothing to build from"; report real builds only.
+           CASE WHEN p.taste_embedding IS NULL THEN NULL ELSE p.taste_built_at END AS taste_built_at,
+           p.taste_tracks_used,
            coalesce(l.listens, 0) AS listens, coalesce(l.tracks, 0) AS tracks,
            coalesce(f.feedback, 0) AS feedback,
            coalesce(s.speakers, ARRAY[]::text[]) AS speakers,
            (p.taste_built_at IS NULL
             OR p.activity_at > p.taste_built_at
             OR coalesce(l.last_received, '-infinity') > p.taste_built_at
-            OR coalesce(f.last_created, '-infinity') > p.taste_built_at) AS taste_stale
+            OR coalesce(f.last_created, '-infinity') > p.taste_built_at
+            OR EXISTS (SELECT 1 FROM track_embeddings te
+                       JOIN listen_events e ON e.track_id = te.track_id AND e.profile_id = p.id
+                       WHERE te.created_at > p.taste_built_at)) AS taste_stale
     FROM profiles p
     LEFT JOIN LATERAL (
         SELECT count(*) AS listens, count(DISTINCT track_id) AS tracks, max(received_at) AS last_received

@@ -189,7 +189,7 @@ async def get_recommendations(
         vibe=vibe,
         alpha=alpha,
         basis=query.basis,
-        taste_built_at=prof.taste_built_at,
+        taste_built_at=prof.taste_built_at if prof.taste_embedding is not None else None,
         recommendations=items,
     )
 

@@ -20,7 +20,8 @@ _TRACKS_SQL = text(
 # Per-profile listens come from the (profile_id, played_at) index; their sum is the total.
 _PROFILES_SQL = text(
     """
-    SELECT p.name, p.display_name, p.taste_built_at,
+    SELECT p.name, p.display_name,
+           CASE WHEN p.taste_embedding IS NULL THEN NULL ELSE p.taste_built_at END AS taste_built_at,
            (SELECT count(*) FROM listen_events e WHERE e.profile_id = p.id) AS listens
     FROM profiles p ORDER BY (p.name <> 'default'), p.name
     """
