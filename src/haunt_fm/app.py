@@ -14,7 +14,7 @@ from haunt_fm import __version__
 from haunt_fm.config import Settings
 from haunt_fm.db.session import create_engine, create_session_factory
 from haunt_fm.errors import install_error_handlers
-from haunt_fm.middleware import BodySizeLimitMiddleware, TokenAuthMiddleware
+from haunt_fm.middleware import RequestGuardMiddleware, TokenAuthMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
     app.state.settings = settings
     install_error_handlers(app)
     _include_routers(app)
-    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(
         TokenAuthMiddleware, token=settings.api_token.get_secret_value() if settings.api_token else None
     )

@@ -1,12 +1,13 @@
-"""Pure-ASGI middleware: bearer-token access and a request body size cap."""
+"""Pure-ASGI middleware: bearer-token access and a guard on what requests may carry."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
+from urllib.parse import unquote
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 64 * 1024
@@ -59,8 +60,29 @@ class TokenAuthMiddleware:
         await self.app(scope, receive, send)
 
 
-class BodySizeLimitMiddleware:
-    """Refuse request bodies over `max_bytes` with 413, declared or streamed."""
+# Text PostgreSQL cannot store: NUL, and UTF-16 surrogate halves that pair with nothing.
+# In JSON they arrive as escapes; in a URL, percent-encoded.
+_BAD_JSON_ESCAPE = re.compile(
+    rb"\\u0000"
+    rb"|\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|\x00"
+)
+_BAD_URL_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+_UNSTORABLE = (
+    "The request contains a NUL character or an unpaired UTF-16 surrogate (\\u0000, \\ud800 ...), "
+    "which cannot be stored; remove it."
+)
+
+
+class RequestGuardMiddleware:
+    """Checks every request before the app sees it.
+
+    - Bodies over `max_bytes` (declared or streamed) answer 413.
+    - Text that PostgreSQL cannot store (NUL, lone surrogates) in the path, the query or a
+      body answers 422 here, once, instead of a database error deep in some handler.
+    - Empty query parameters (`?profile=&limit=`) read as omitted, as API.md writes them.
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -77,40 +99,58 @@ class BodySizeLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await _send_json(send, 413, {"detail": self._message()})
+                    await _send_json(send, 413, {"detail": self._too_large()})
                     return
-        received = 0
-        too_large = False
+        query = scope.get("query_string", b"")
+        if query:
+            parts = query.split(b"&")
+            try:
+                texts = [unquote(p.decode("ascii"), errors="strict") for p in parts]
+            except UnicodeError:
+                await _send_json(send, 422, {"detail": "The query string is not valid UTF-8."})
+                return
+            if any(_BAD_URL_TEXT.search(t) for t in texts):
+                await _send_json(send, 422, {"detail": _UNSTORABLE})
+                return
+            kept = [p for p in parts if p and not p.endswith(b"=")]
+            if len(kept) != len(parts):
+                scope = {**scope, "query_string": b"&".join(kept)}
+        if _BAD_URL_TEXT.search(scope.get("path", "")):
+            await _send_json(send, 422, {"detail": _UNSTORABLE})
+            return
+        if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE"):
+            await self.app(scope, receive, send)
+            return
 
-        async def limited_receive() -> Message:
-            nonlocal received, too_large
+        # Bodies are small (<= 64 KiB): read it whole, check it, then hand it on.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    too_large = True
-                    raise _BodyTooLarge(self.max_bytes)
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_json(send, 413, {"detail": self._too_large()})
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if _BAD_JSON_ESCAPE.search(body):
+            await _send_json(send, 422, {"detail": _UNSTORABLE})
+            return
+        delivered = False
 
-        response_started = False
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
+        await self.app(scope, replay, send)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
-                await _send_json(send, 413, {"detail": self._message()})
-
-    def _message(self) -> str:
+    def _too_large(self) -> str:
         return f"The request body is larger than {self.max_bytes // 1024} KiB."
-
-
-class _BodyTooLarge(HTTPException):
-    # An HTTPException so that FastAPI's body parsing re-raises it instead of answering 400.
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(status_code=413, detail=f"The request body is larger than {max_bytes // 1024} KiB.")

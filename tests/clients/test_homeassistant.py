@@ -227,3 +227,14 @@ async def test_unreachable_host_names_the_url_not_the_token() -> None:
 def test_unconfigured_client_is_refused() -> None:
     with pytest.raises(HomeAssistantAuthError, match="HAUNTFM_HA_TOKEN"):
         HomeAssistantClient("http://127.0.0.1:8123", "")
+
+
+async def test_credentials_in_the_url_never_appear_in_errors() -> None:
+    client = HomeAssistantClient(
+        "http://admin:hunter2@127.0.0.1:1", "token-xyz", retry=RetryPolicy(max_attempts=1)
+    )
+    with pytest.raises(HomeAssistantUnavailable) as info:
+        await client.get_state("media_player.study_speaker_2")
+    await client.aclose()
+    assert "hunter2" not in str(info.value) and "token-xyz" not in str(info.value)
+    assert "http://127.0.0.1:1" in str(info.value)

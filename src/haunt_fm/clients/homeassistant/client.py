@@ -58,6 +58,8 @@ class HomeAssistantClient(ServiceClient):
         rng: random.Random | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # For messages: never repeat credentials someone put in the URL (user:pass@host).
+        self.display_url = _without_userinfo(self.base_url)
         token_value = secret_value(token).strip() if token is not None else ""
         if not self.base_url or not token_value:
             raise HomeAssistantAuthError(
@@ -74,7 +76,7 @@ class HomeAssistantClient(ServiceClient):
         body = await self._get("/api/")
         if not isinstance(body, dict) or "message" not in body:
             raise HomeAssistantError(
-                f"{self.base_url} answered /api/ with something that is not Home Assistant's API",
+                f"{self.display_url} answered /api/ with something that is not Home Assistant's API",
                 transient=False,
             )
         return str(body["message"])
@@ -165,12 +167,14 @@ class HomeAssistantClient(ServiceClient):
             return await self._http.request(method, url, json=json_body, headers=self._headers)
         except httpx.TimeoutException as exc:
             raise HomeAssistantUnavailable(
-                f"Home Assistant at {self.base_url} did not answer in time ({describe_transport_error(exc)})",
+                f"Home Assistant at {self.display_url} did not answer in time "
+                f"({describe_transport_error(exc)})",
                 transient=True,
             ) from None
         except httpx.TransportError as exc:
             raise HomeAssistantUnavailable(
-                f"Home Assistant at {self.base_url} could not be reached ({describe_transport_error(exc)})",
+                f"Home Assistant at {self.display_url} could not be reached "
+                f"({describe_transport_error(exc)})",
                 transient=True,
             ) from None
 
@@ -191,7 +195,7 @@ class HomeAssistantClient(ServiceClient):
             )
         if status in (502, 503, 504):
             raise HomeAssistantUnavailable(
-                f"Home Assistant at {self.base_url} is not available (HTTP {status})",
+                f"Home Assistant at {self.display_url} is not available (HTTP {status})",
                 transient=True,
                 status=status,
             )
@@ -216,3 +220,8 @@ def _json(response: httpx.Response, *, what: str) -> Any:
             transient=False,
             status=response.status_code,
         ) from None
+
+
+def _without_userinfo(url: str) -> str:
+    # A regex rather than urlsplit, which raises on malformed URLs this must still print.
+    return re.sub(r"//[^/?#]*@", "//", url, count=1)

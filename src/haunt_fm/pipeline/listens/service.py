@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from haunt_fm.errors import Unavailable
 from haunt_fm.pipeline.common import PROFILE_NAME_RE, as_utc
 from haunt_fm.pipeline.listens import repository as repo
 from haunt_fm.pipeline.listens.schemas import ListenIn, ListenLogged, ListenOut
 from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.pipeline.profiles.repository import speaker_key
 from haunt_fm.pipeline.tracks.repository import identity_params
+
+LOG_ATTEMPTS = 3
 
 
 async def log_listen(conn: AsyncConnection, *, listen: ListenIn) -> ListenLogged:
@@ -30,39 +36,35 @@ async def log_listen(conn: AsyncConnection, *, listen: ListenIn) -> ListenLogged
         "duration_s": listen.duration_s,
         **identity_params(title=listen.title, artist=listen.artist),
     }
-    row = await repo.log_listen(conn, params)
-    note = None
-    if wanted is not None and wanted != row["profile_name"]:
-        # Never drop a listen over a profile problem: log it and say where it went.
-        why = "is not a valid profile name" if not PROFILE_NAME_RE.match(wanted) else "does not exist"
-        note = f"Profile '{wanted}' {why}; the listen was logged to '{row['profile_name']}'."
-    if row["event_id"] is not None:
-        return ListenLogged(
-            status="logged",
-            event_id=row["event_id"],
-            track_id=row["track_id"],
-            profile=row["profile_name"],
-            note=note,
-        )
-    event_id = await repo.find_duplicate(
-        conn, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
-    )
-    if event_id is None:
-        # The conflicting event vanished between the two statements (deleted profile): retry once.
-        row = await repo.log_listen(conn, params)
-        event_id = row["event_id"]
-        if event_id is None:
+    # Each attempt is one atomic statement. A profile deleted while the listen arrives (the
+    # event's profile vanishes: a foreign-key error) or a duplicate that vanished between our
+    # two statements is simply tried again: the listen then goes where it now belongs.
+    for attempt in range(1, LOG_ATTEMPTS + 1):
+        try:
+            row = await repo.log_listen(conn, params)
+        except IntegrityError:
+            if attempt == LOG_ATTEMPTS:
+                raise
+            continue
+        note = None
+        if wanted is not None and wanted != row["profile_name"]:
+            # Never drop a listen over a profile problem: log it and say where it went.
+            why = "is not a valid profile name" if not PROFILE_NAME_RE.match(wanted) else "does not exist"
+            note = f"Profile '{wanted}' {why}; the listen was logged to '{row['profile_name']}'."
+        status: Literal["logged", "duplicate"]
+        if row["event_id"] is not None:
+            status, event_id = "logged", row["event_id"]
+        else:
+            status = "duplicate"
             event_id = await repo.find_duplicate(
                 conn, track_id=row["track_id"], profile_id=row["profile_id"], played_at=row["played_at"]
             )
-        assert event_id is not None
-    return ListenLogged(
-        status="duplicate",
-        event_id=event_id,
-        track_id=row["track_id"],
-        profile=row["profile_name"],
-        note=note,
-    )
+            if event_id is None:
+                continue
+        return ListenLogged(
+            status=status, event_id=event_id, track_id=row["track_id"], profile=row["profile_name"], note=note
+        )
+    raise Unavailable("The listen could not be stored while its profile was changing; send it again.")
 
 
 async def recent(session: AsyncSession, *, profile: str | None, limit: int) -> list[ListenOut]:

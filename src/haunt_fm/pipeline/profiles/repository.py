@@ -119,6 +119,10 @@ async def delete_moving_to_default(
     the same listen); default's own feedback wins over the moved profile's.
     """
     params = {"pid": profile.id, "did": default.id}
+    # Hold the row first: a listen arriving meanwhile (its foreign-key check needs a share
+    # lock on this row) waits, finds the profile gone, and is logged elsewhere. Without the
+    # lock it could slip in after the move below and make the final DELETE fail.
+    await session.execute(text("SELECT id FROM profiles WHERE id = :pid FOR UPDATE"), params)
     await session.execute(
         text(
             """
