@@ -74,25 +74,16 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
 
 
 def _include_routers(app: FastAPI) -> None:
+    # In pipeline order: listen -> discovery -> taste -> recommendations/feedback -> playlists.
+    from haunt_fm.pipeline.discovery.router import router as discovery
+    from haunt_fm.pipeline.feedback.router import router as feedback
     from haunt_fm.pipeline.listens.router import router as listens
+    from haunt_fm.pipeline.playlists.router import router as playlists
     from haunt_fm.pipeline.profiles.router import router as profiles
+    from haunt_fm.pipeline.recommendations.router import router as recommendations
     from haunt_fm.pipeline.status.router import router as status
+    from haunt_fm.pipeline.taste.router import router as taste
+    from haunt_fm.web.router import router as web
 
-    for router in (status, listens, profiles):
+    for router in (status, listens, profiles, discovery, taste, recommendations, feedback, playlists, web):
         app.include_router(router)
-    # Stage routers register themselves here as they land.
-    for module in (
-        "haunt_fm.pipeline.discovery.router",
-        "haunt_fm.pipeline.recommendations.router",
-        "haunt_fm.pipeline.taste.router",
-        "haunt_fm.pipeline.feedback.router",
-        "haunt_fm.pipeline.playlists.router",
-        "haunt_fm.web.router",
-    ):
-        try:
-            mod = __import__(module, fromlist=["router"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.include_router(mod.router)
