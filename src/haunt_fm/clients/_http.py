@@ -107,13 +107,51 @@ def new_http_client(*, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> http
 
 
 class ServiceClient:
-    """Base of the outside-service clients: uses a shared httpx client, or owns and closes its own."""
+    """Base of the outside-service clients: the HTTP client (shared, or owned and closed here),
+    the retry policy, and an optional rate limiter that a throttling answer pauses for everyone."""
 
     def __init__(
-        self, http: httpx.AsyncClient | None, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT
+        self,
+        http: httpx.AsyncClient | None,
+        *,
+        retry: RetryPolicy,
+        limiter: RateLimiter | None = None,
+        sleep: SleepFn | None = None,
+        rng: random.Random | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     ) -> None:
         self._http = http or new_http_client(timeout=timeout)
         self._owns_http = http is None
+        self._retry = retry
+        self._limiter = limiter
+        # `sleep` only replaces backoff waits; a rate-limit pause runs on the limiter's clock,
+        # so tests that inject `sleep` pass a `limiter` on the same fake clock.
+        self._sleep = sleep
+        self._rng = rng
+
+    async def _wait_turn(self) -> None:
+        """Wait for the rate limiter (if this service has one) to let the next request go."""
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
+    async def _with_retries(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        throttled: Callable[[BaseException], bool] = lambda _exc: False,
+    ) -> T:
+        """Run `attempt` under the retry policy; a throttling error pauses the shared limiter."""
+
+        def slow_down(_n: int, exc: BaseException, delay: float) -> None:
+            # A throttle applies to our address, so every caller sharing this client waits.
+            if self._limiter is not None and throttled(exc):
+                self._limiter.pause(delay)
+
+        kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
+        return await retry_async(
+            attempt, policy=self._retry, rng=self._rng, on_retry=slow_down, what=what, **kwargs
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""

@@ -18,7 +18,6 @@ from haunt_fm.clients._http import (
     ServiceClient,
     SleepFn,
     describe_transport_error,
-    retry_async,
     secret_value,
 )
 
@@ -65,11 +64,14 @@ class HomeAssistantClient(ServiceClient):
             raise HomeAssistantAuthError(
                 "Home Assistant is not configured; set HAUNTFM_HA_URL and HAUNTFM_HA_TOKEN", transient=False
             )
-        super().__init__(http, timeout=httpx.Timeout(15.0, connect=5.0))
+        super().__init__(
+            http,
+            retry=retry or RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0),
+            sleep=sleep,
+            rng=rng,
+            timeout=httpx.Timeout(15.0, connect=5.0),
+        )
         self._headers = {"Authorization": f"Bearer {token_value}"}
-        self._retry = retry or RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=5.0)
-        self._sleep = sleep
-        self._rng = rng
 
     async def check_api(self) -> str:
         """Confirm the API answers and the token works; returns Home Assistant's message."""
@@ -156,10 +158,7 @@ class HomeAssistantClient(ServiceClient):
             self._raise_for_status(response, what=f"GET {path}")
             return _json(response, what=f"GET {path}")
 
-        kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
-        return await retry_async(
-            attempt, policy=self._retry, rng=self._rng, what=f"Home Assistant GET {path}", **kwargs
-        )
+        return await self._with_retries(attempt, what=f"Home Assistant GET {path}")
 
     async def _send(self, method: str, path: str, *, json_body: Any = None) -> httpx.Response:
         url = f"{self.base_url}{path}"

@@ -20,7 +20,6 @@ from haunt_fm.clients._http import (
     ServiceClient,
     SleepFn,
     describe_transport_error,
-    retry_async,
 )
 from haunt_fm.pipeline.tracks.identity import normalize_artist, normalize_title
 
@@ -72,16 +71,16 @@ class ItunesClient(ServiceClient):
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(http)
+        super().__init__(
+            http,
+            # Apple's throttle lasts about a minute: wait 10 s, 20 s, 40 s before giving up.
+            retry=retry or RetryPolicy(max_attempts=4, base_delay=10.0, max_delay=120.0),
+            limiter=limiter or RateLimiter.per_minute(rate_per_minute),
+            sleep=sleep,
+            rng=rng,
+        )
         self.base_url = base_url.rstrip("/")
         self.country = country
-        self._limiter = limiter or RateLimiter.per_minute(rate_per_minute)
-        # Apple's throttle lasts about a minute: wait 10 s, 20 s, 40 s before giving up.
-        self._retry = retry or RetryPolicy(max_attempts=4, base_delay=10.0, max_delay=120.0)
-        # `sleep` only replaces backoff waits; a rate-limit pause runs on the limiter's clock,
-        # so tests that inject `sleep` pass a `limiter` on the same fake clock.
-        self._sleep = sleep
-        self._rng = rng
 
     async def search(self, term: str, limit: int = 25) -> list[ItunesTrack]:
         """Songs matching `term`, in Apple's order; raises ItunesRateLimited rather than answer empty."""
@@ -100,19 +99,10 @@ class ItunesClient(ServiceClient):
         async def attempt() -> Any:
             return await self._call(params)
 
-        def slow_down(_n: int, exc: BaseException, delay: float) -> None:
-            # A throttle applies to our address, so every caller sharing this client waits.
-            if isinstance(exc, ItunesRateLimited):
-                self._limiter.pause(delay)
-
-        kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
-        payload = await retry_async(
+        payload = await self._with_retries(
             attempt,
-            policy=self._retry,
-            rng=self._rng,
-            on_retry=slow_down,
             what=f"iTunes search for {term!r}",
-            **kwargs,
+            throttled=lambda exc: isinstance(exc, ItunesRateLimited),
         )
         return parse_results(payload)
 
@@ -122,7 +112,7 @@ class ItunesClient(ServiceClient):
         return best_match(artist, title, results)
 
     async def _call(self, params: dict[str, str]) -> Any:
-        await self._limiter.acquire()
+        await self._wait_turn()
         try:
             response = await self._http.get(f"{self.base_url}/search", params=params)
         except httpx.TimeoutException as exc:

@@ -18,7 +18,6 @@ from haunt_fm.clients._http import (
     SleepFn,
     describe_transport_error,
     install_log_redaction,
-    retry_async,
     secret_value,
 )
 
@@ -103,15 +102,15 @@ class LastfmClient(ServiceClient):
             raise LastfmAuthError(
                 "No Last.fm API key is configured; set HAUNTFM_LASTFM_API_KEY", transient=False
             )
-        super().__init__(http)
+        super().__init__(
+            http,
+            retry=retry or RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=30.0),
+            limiter=limiter or RateLimiter.per_second(rate_per_second),
+            sleep=sleep,
+            rng=rng,
+        )
         self._api_key = key
         self.base_url = base_url
-        self._limiter = limiter or RateLimiter.per_second(rate_per_second)
-        self._retry = retry or RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=30.0)
-        # `sleep` only replaces backoff waits; a rate-limit pause runs on the limiter's clock,
-        # so tests that inject `sleep` pass a `limiter` on the same fake clock.
-        self._sleep = sleep
-        self._rng = rng
 
     async def get_similar(self, artist: str, title: str, limit: int = 50) -> SimilarResult:
         """Tracks similar to `artist - title`, best match first; empty when Last.fm doesn't know it."""
@@ -131,19 +130,10 @@ class LastfmClient(ServiceClient):
         async def attempt() -> Any:
             return await self._call(params)
 
-        def slow_down(_n: int, exc: BaseException, delay: float) -> None:
-            # A rate-limit answer applies to every caller sharing this client, not just this one.
-            if isinstance(exc, LastfmError) and exc.code == _RATE_LIMITED:
-                self._limiter.pause(delay)
-
-        kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
-        payload = await retry_async(
+        payload = await self._with_retries(
             attempt,
-            policy=self._retry,
-            rng=self._rng,
-            on_retry=slow_down,
             what=f"Last.fm track.getSimilar for {artist!r} - {title!r}",
-            **kwargs,
+            throttled=lambda exc: isinstance(exc, LastfmError) and exc.code == _RATE_LIMITED,
         )
         if payload is None:
             return SimilarResult(artist=artist, title=title, tracks=[])
@@ -151,7 +141,7 @@ class LastfmClient(ServiceClient):
 
     async def _call(self, params: dict[str, str]) -> Any:
         """One HTTP round trip; returns the decoded body, None for "not found", or raises."""
-        await self._limiter.acquire()
+        await self._wait_turn()
         try:
             response = await self._http.get(self.base_url, params=params)
         except httpx.TimeoutException as exc:
