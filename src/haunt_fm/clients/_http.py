@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 
@@ -106,6 +106,14 @@ def new_http_client(*, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> http
     return httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}, follow_redirects=True)
 
 
+class Limiter(Protocol):
+    """What the clients need of a rate limiter (in-process RateLimiter, or one shared via the database)."""
+
+    async def acquire(self) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
 class ServiceClient:
     """Base of the outside-service clients: the HTTP client (shared, or owned and closed here),
     the retry policy, and an optional rate limiter that a throttling answer pauses for everyone."""
@@ -115,7 +123,7 @@ class ServiceClient:
         http: httpx.AsyncClient | None,
         *,
         retry: RetryPolicy,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,

@@ -6,7 +6,7 @@ from haunt_fm.pipeline.feedback.models import Feedback
 from haunt_fm.pipeline.listens.models import ListenEvent
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
-from haunt_fm.pipeline.status.models import AppState
+from haunt_fm.pipeline.status.models import AppState, RateLimitSlot
 from haunt_fm.pipeline.tracks.models import Track
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Playlist",
     "PlaylistTrack",
     "Profile",
+    "RateLimitSlot",
     "SpeakerMapping",
     "TextEmbedding",
     "Track",

@@ -15,6 +15,7 @@ import httpx
 
 from haunt_fm.clients._http import (
     ClientError,
+    Limiter,
     RateLimiter,
     RetryPolicy,
     ServiceClient,
@@ -67,7 +68,7 @@ class ItunesClient(ServiceClient):
         country: str = "US",
         http: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
     ) -> None:

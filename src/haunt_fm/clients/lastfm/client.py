@@ -12,6 +12,7 @@ import httpx
 
 from haunt_fm.clients._http import (
     ClientError,
+    Limiter,
     RateLimiter,
     RetryPolicy,
     ServiceClient,
@@ -93,7 +94,7 @@ class LastfmClient(ServiceClient):
         rate_per_second: float = 5.0,
         http: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         sleep: SleepFn | None = None,
         rng: random.Random | None = None,
     ) -> None:

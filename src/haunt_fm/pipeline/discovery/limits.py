@@ -1,15 +1,20 @@
-"""One rate limiter per outside service per process (per event loop), shared by every caller.
+"""Rate limits for the outside services, shared by every caller in every process.
 
-Two discovery runs, or several preview lookups, in one process must share one budget:
-a limiter per request would let each of them spend the whole rate.
+Two discovery runs, several preview lookups, a `serve` and a `haunt-fm discover` next to
+it, or services on two machines against one database: they all spend one budget per
+service. Each request reserves the next free slot in `rate_limits` (one row per service)
+on the database's clock, so the requests leaving all processes together are evenly spaced
+at the configured rate, and machines with skewed clocks still agree.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 
-from haunt_fm.clients._http import RateLimiter
+from sqlalchemy import Float, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 # The limiter spaces the moments requests leave; the service counts the moments they arrive.
 # Latency jitter (and a busy event loop between release and send) can squeeze N+1 arrivals
@@ -17,17 +22,69 @@ from haunt_fm.clients._http import RateLimiter
 # bench/discovery.py: at exactly the limit the Last.fm stand-in saw 6 requests in one second.
 RATE_HEADROOM = 0.95
 
-_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, float, float], RateLimiter]]
-_LIMITERS = weakref.WeakKeyDictionary()
+# Slot = the later of the service's next free slot and now (+ any pause a throttling answer
+# asked for); the next free slot moves one interval past it. Idle time is not banked.
+_RESERVE_SQL = text(
+    """
+    INSERT INTO rate_limits AS r (service, next_at)
+    VALUES (:service, clock_timestamp() + make_interval(secs => :pause + :interval))
+    ON CONFLICT (service) DO UPDATE SET
+        next_at = greatest(r.next_at, clock_timestamp() + make_interval(secs => :pause))
+                  + make_interval(secs => :interval)
+    RETURNING extract(epoch FROM r.next_at - make_interval(secs => :interval) - clock_timestamp())
+    """
+).bindparams(bindparam("pause", type_=Float), bindparam("interval", type_=Float))
 
 
-def shared_limiter(service: str, *, rate: float, per: float) -> RateLimiter:
-    """The process-wide limiter for `service`: `rate` per `per` seconds, less the headroom."""
-    # RateLimiter holds an asyncio.Lock, which belongs to one event loop: key by the running loop.
-    loop = asyncio.get_running_loop()
-    per_loop = _LIMITERS.setdefault(loop, {})
+class SharedRateLimiter:
+    """At most `rate` requests per `per` seconds for `service`, across every process."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], service: str, *, rate: float, per: float
+    ) -> None:
+        if rate <= 0 or per <= 0:
+            raise ValueError("rate and per must be positive")
+        self.sessions = sessions
+        self.service = service
+        self.rate = rate
+        self.per = per
+        self.interval = per / rate
+        self._paused_until = float("-inf")
+
+    async def acquire(self) -> float:
+        """Reserve the next slot and wait for it; returns the release time (monotonic clock)."""
+        pause = max(0.0, self._paused_until - time.monotonic())
+        async with self.sessions() as session:
+            wait = float(
+                (
+                    await session.execute(
+                        _RESERVE_SQL, {"service": self.service, "pause": pause, "interval": self.interval}
+                    )
+                ).scalar_one()
+            )
+            await session.commit()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return time.monotonic()
+
+    def pause(self, seconds: float) -> None:
+        """The service said to slow down: nobody's next request leaves before `seconds` from now."""
+        # Applied with this process's next reservation, which moves everyone's next slot.
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+_LIMITERS: weakref.WeakKeyDictionary[
+    async_sessionmaker[AsyncSession], dict[tuple[str, float, float], SharedRateLimiter]
+] = weakref.WeakKeyDictionary()
+
+
+def shared_limiter(
+    service: str, *, rate: float, per: float, sessions: async_sessionmaker[AsyncSession]
+) -> SharedRateLimiter:
+    """The limiter for `service`: `rate` per `per` seconds less the headroom, shared via the database."""
+    per_db = _LIMITERS.setdefault(sessions, {})
     key = (service, float(rate), float(per))
-    limiter = per_loop.get(key)
+    limiter = per_db.get(key)
     if limiter is None:
-        limiter = per_loop[key] = RateLimiter(rate * RATE_HEADROOM, per)
+        limiter = per_db[key] = SharedRateLimiter(sessions, service, rate=rate * RATE_HEADROOM, per=per)
     return limiter

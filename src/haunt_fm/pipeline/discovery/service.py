@@ -159,15 +159,17 @@ async def store_expansion(session: AsyncSession, *, seed: Seed, result: SimilarR
     )
 
 
-def lastfm_client(settings: Settings, *, http: httpx.AsyncClient | None) -> LastfmClient:
-    """A Last.fm client on the process-wide limiter (call inside the event loop)."""
+def lastfm_client(
+    settings: Settings, *, http: httpx.AsyncClient | None, sessions: async_sessionmaker[AsyncSession]
+) -> LastfmClient:
+    """A Last.fm client on the limiter every process on this database shares."""
     if settings.lastfm_api_key is None:
         raise Conflict(NO_KEY_MESSAGE)
     return LastfmClient(
         settings.lastfm_api_key,
         settings.lastfm_api_url,
         http=http,
-        limiter=shared_limiter("lastfm", rate=settings.lastfm_rate_per_second, per=1.0),
+        limiter=shared_limiter("lastfm", rate=settings.lastfm_rate_per_second, per=1.0, sessions=sessions),
     )
 
 
@@ -202,7 +204,7 @@ async def discover(
 
     owned_client = client is None
     if client is None:
-        client = lastfm_client(settings, http=http)
+        client = lastfm_client(settings, http=http, sessions=session_factory)
     runner = _Runner(
         session_factory=session_factory,
         client=client,

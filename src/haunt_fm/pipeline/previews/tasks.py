@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haunt_fm.clients._http import RateLimiter
+from haunt_fm.clients._http import Limiter
 from haunt_fm.clients.itunes import ItunesClient
 from haunt_fm.config import Settings
 from haunt_fm.db.base import utcnow
@@ -64,7 +64,7 @@ class PreviewLookup:
         session_factory: async_sessionmaker[AsyncSession],
         http: httpx.AsyncClient | None = None,
         client: ItunesClient | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         concurrency: int = PREVIEW_CONCURRENCY,
         poll_seconds: float = POLL_SECONDS,
         lease_seconds: float = LEASE_SECONDS,
@@ -105,7 +105,9 @@ class PreviewLookup:
             # A client handed in brings its own limiter: throttle pauses must reach that one.
             self._limiter = getattr(self._client, "_limiter", None)
         if self._limiter is None:
-            self._limiter = shared_limiter("itunes", rate=self.settings.itunes_rate_per_minute, per=60.0)
+            self._limiter = shared_limiter(
+                "itunes", rate=self.settings.itunes_rate_per_minute, per=60.0, sessions=self.sessions
+            )
         if self._client is None:
             self._client = ItunesClient(
                 self.settings.itunes_api_url,
