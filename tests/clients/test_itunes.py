@@ -9,10 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from haunt_fm.clients._http import RateLimiter, RetryPolicy
-from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack, best_match
+from haunt_fm.clients._http import RetryPolicy
+from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack
+from haunt_fm.pipeline.previews.matching import best_match
 from tests.fakes import FakeItunes, Fault
 from tests.fakes.itunes import PLACEHOLDER_PREVIEW
+from tests.support.limiter import StepLimiter
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, jitter=0)
 
@@ -37,7 +39,7 @@ def itunes(server: FakeItunes) -> FakeItunes:
 
 @pytest.fixture
 async def client(itunes: FakeItunes) -> AsyncIterator[ItunesClient]:
-    async with ItunesClient(itunes.url, rate_per_minute=60_000, retry=FAST) as c:
+    async with ItunesClient(itunes.url, retry=FAST) as c:
         yield c
 
 
@@ -58,26 +60,8 @@ class FakeClock:
 
 def clocked_client(itunes: FakeItunes, clock: FakeClock, policy: RetryPolicy) -> ItunesClient:
     # The limiter shares the fake clock, so the pause a throttle causes is also virtual.
-    limiter = RateLimiter.per_minute(60_000, clock=clock, sleep=clock.sleep)
+    limiter = StepLimiter.per_minute(60_000, clock=clock, sleep=clock.sleep)
     return ItunesClient(itunes.url, retry=policy, limiter=limiter, sleep=clock.sleep)
-
-
-def song(
-    artist: str, title: str, *, preview: bool = True, album: str | None = None, track_id: int = 1
-) -> ItunesTrack:
-    return ItunesTrack(
-        track_id=track_id,
-        artist_name=artist,
-        track_name=title,
-        collection_name=album or f"{title} - Single",
-        preview_url=f"https://audio.example/{track_id}.m4a" if preview else None,
-        track_time_millis=200_000,
-        primary_genre_name="Pop",
-        artwork_url=None,
-        track_view_url=None,
-        kind="song",
-        wrapper_type="track",
-    )
 
 
 # -- search over HTTP ----------------------------------------------------------------------
@@ -127,8 +111,6 @@ async def test_decoys_come_first_but_are_never_chosen(client: ItunesClient, itun
     assert "Karaoke" in results[0].track_name
     chosen = best_match("Daft Punk", "Get Lucky", results)
     assert chosen is not None and chosen.track_id == track_id
-    found = await client.find("Daft Punk", "Get Lucky")
-    assert found is not None and found.track_id == track_id
 
 
 async def test_a_track_absent_from_the_store_is_not_found(client: ItunesClient, itunes: FakeItunes) -> None:
@@ -136,7 +118,6 @@ async def test_a_track_absent_from_the_store_is_not_found(client: ItunesClient, 
     results = await client.search("Obscure Band Basement Tape")
     assert len(results) == 4  # only the covers and karaoke versions are on sale
     assert best_match("Obscure Band", "Basement Tape", results) is None
-    assert await client.find("Obscure Band", "Basement Tape") is None
 
 
 async def test_no_term_answers_zero_results(client: ItunesClient, itunes: FakeItunes) -> None:
@@ -150,7 +131,7 @@ async def test_preview_url_serves_registered_bytes(client: ItunesClient, itunes:
     audio = b"\x00\x00\x00\x20ftypM4A " + b"registered-by-the-test"
     track_id = itunes.add_track("Massive Attack", "Teardrop", preview=audio, decoys=False)
     other = itunes.add_track("Massive Attack", "Angel", decoys=False)
-    found = await client.find("Massive Attack", "Teardrop")
+    found = best_match("Massive Attack", "Teardrop", await client.search("Massive Attack Teardrop"))
     assert found is not None and found.preview_url
     async with httpx.AsyncClient() as http:
         response = await http.get(found.preview_url)
@@ -172,7 +153,7 @@ async def test_throttle_is_retried_with_backoff(itunes: FakeItunes, status: int)
     clock = FakeClock()
     policy = RetryPolicy(max_attempts=4, base_delay=10.0, multiplier=2.0, jitter=0)
     async with clocked_client(itunes, clock, policy) as client:
-        found = await client.find("Radiohead", "Nude")
+        found = best_match("Radiohead", "Nude", await client.search("Radiohead Nude"))
     assert found is not None and found.artist_name == "Radiohead"
     assert [r.status for r in itunes.requests] == [status, status, 200]
     assert clock.delays == [10.0, 20.0]
@@ -187,7 +168,7 @@ async def test_persistent_throttle_raises_rather_than_not_found(itunes: FakeItun
     policy = RetryPolicy(max_attempts=4, base_delay=10.0, jitter=0)
     async with clocked_client(itunes, clock, policy) as client:
         with pytest.raises(ItunesRateLimited) as caught:
-            await client.find("Radiohead", "Nude")
+            await client.search("Radiohead Nude")
     error = caught.value
     assert error.transient and error.status == 403
     assert "throttling" in str(error) and str(error).endswith(".")
@@ -198,7 +179,7 @@ async def test_persistent_throttle_raises_rather_than_not_found(itunes: FakeItun
 async def test_throttle_pauses_concurrent_searches_too(itunes: FakeItunes) -> None:
     itunes.throttle()
     policy = RetryPolicy(max_attempts=3, base_delay=0.3, jitter=0)
-    async with ItunesClient(itunes.url, rate_per_minute=60_000, retry=policy) as client:
+    async with ItunesClient(itunes.url, retry=policy, limiter=StepLimiter.per_minute(60_000)) as client:
         first = asyncio.create_task(client.search("one"))
         await asyncio.sleep(0.1)
         await client.search("two")
@@ -238,94 +219,17 @@ async def test_timeouts_are_retried(itunes: FakeItunes) -> None:
     itunes.add_track("Moby", "Porcelain", decoys=False)
     itunes.inject(Fault(200, "\n\n\n{}", delay=0.5))
     async with httpx.AsyncClient(timeout=0.15) as http:
-        client = ItunesClient(itunes.url, rate_per_minute=60_000, retry=FAST, http=http)
+        client = ItunesClient(itunes.url, retry=FAST, http=http)
         assert len(await client.search("Moby Porcelain")) == 1
     assert len(itunes.requests) == 2
 
 
 async def test_unreachable_service_is_transient() -> None:
-    async with ItunesClient("http://127.0.0.1:9", rate_per_minute=60_000, retry=FAST) as client:
+    async with ItunesClient("http://127.0.0.1:9", retry=FAST) as client:
         with pytest.raises(ItunesError) as caught:
             await client.search("anything")
     assert caught.value.transient and not isinstance(caught.value, ItunesRateLimited)
     assert "could not be reached" in str(caught.value)
-
-
-# -- best_match ----------------------------------------------------------------------------
-
-
-def test_superset_artist_credit_is_accepted() -> None:
-    results = [song("Daft Punk & Pharrell Williams", "Get Lucky")]
-    assert best_match("Daft Punk", "Get Lucky", results) is results[0]
-    three = [song("Daft Punk, Pharrell Williams & Nile Rodgers", "Get Lucky (feat. Pharrell Williams)")]
-    assert best_match("Daft Punk", "Get Lucky", three) is three[0]
-
-
-def test_a_longer_name_is_not_a_credit() -> None:
-    assert best_match("Queen", "Bohemian Rhapsody", [song("Queen Latifah", "Bohemian Rhapsody")]) is None
-    assert best_match("Daft Punk", "Get Lucky", [song("Daft Punk Tribute Band", "Get Lucky")]) is None
-
-
-def test_exact_title_beats_a_same_recording_variant_listed_first() -> None:
-    edit = song("Daft Punk", "Get Lucky (Radio Edit)", track_id=1)
-    live = song("Daft Punk", "Get Lucky - Live", track_id=2)
-    album = song("Daft Punk", "Get Lucky (feat. Pharrell Williams & Nile Rodgers)", track_id=3)
-    assert best_match("Daft Punk", "Get Lucky", [edit, live, album]) is album
-    # With only variants, the first variant is taken.
-    assert best_match("Daft Punk", "Get Lucky", [edit, live]) is edit
-
-
-def test_different_recordings_are_rejected() -> None:
-    results = [song("Daft Punk", "Get Lucky (Remix)"), song("Daft Punk", "Get Lucky (Acoustic)")]
-    assert best_match("Daft Punk", "Get Lucky", results) is None
-
-
-def test_results_without_a_preview_are_skipped() -> None:
-    no_preview = song("Radiohead", "Creep", preview=False, track_id=1)
-    other = song("Radiohead", "Creep - Remastered 2008", track_id=2)
-    assert best_match("Radiohead", "Creep", [no_preview, other]) is other
-    assert best_match("Radiohead", "Creep", [no_preview]) is None
-
-
-def test_karaoke_tribute_and_covers_are_never_taken() -> None:
-    decoys = [
-        song("Karaoke All Stars", "Creep (Originally Performed by Radiohead) [Karaoke Version]"),
-        song("The Hit Crew", "Creep (Made Famous By Radiohead)"),
-        song("Radiohead", "Creep", album="Karaoke Hits of the 90s"),  # mislabelled karaoke
-        song("Radiohead", "Creep", album="A Tribute to Radiohead"),
-        song("Scala & Kolacny Brothers", "Creep"),  # a cover by someone else
-    ]
-    assert best_match("Radiohead", "Creep", decoys) is None
-    real = song("Radiohead", "Creep", album="Pablo Honey", track_id=99)
-    assert best_match("Radiohead", "Creep", [*decoys, real]) is real
-
-
-def test_marker_words_in_the_wanted_song_itself_are_fine() -> None:
-    tribute = song("Tenacious D", "Tribute", album="Tenacious D")
-    assert best_match("Tenacious D", "Tribute", [tribute]) is tribute
-
-
-@pytest.mark.parametrize(
-    ("wanted", "listed"),
-    [
-        (("Sigur Rós", "Hoppípolla"), ("Sigur Ros", "Hoppipolla")),
-        (("The Beatles", "Let It Be"), ("Beatles", "Let It Be - Remastered 2009")),
-        (("Simon & Garfunkel", "The Boxer"), ("Simon and Garfunkel", "The Boxer")),
-        (("Daft Punk feat. Pharrell Williams", "Get Lucky"), ("Daft Punk", "Get Lucky")),
-        (("Daft Punk & Pharrell Williams", "Get Lucky"), ("Daft Punk", "Get Lucky")),
-        (("Florence + the Machine", "Dog Days Are Over"), ("Florence + The Machine", "Dog Days Are Over")),
-    ],
-)
-def test_normalisation_matches_the_same_song(wanted: tuple[str, str], listed: tuple[str, str]) -> None:
-    result = song(*listed)
-    assert best_match(*wanted, [result]) is result
-
-
-def test_band_names_with_plus_are_not_split() -> None:
-    assert (
-        best_match("Florence", "Dog Days Are Over", [song("Florence + the Machine", "Dog Days Are Over")])
-        is None
-    )
 
 
 def test_parse_results_skips_non_songs() -> None:

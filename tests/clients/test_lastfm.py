@@ -16,6 +16,7 @@ from haunt_fm.clients._http import RetryPolicy
 from haunt_fm.clients.lastfm import LastfmAuthError, LastfmClient, LastfmError, parse_similar
 from tests.fakes import FakeLastfm, Fault
 from tests.fakes.lastfm import error_body, track_json
+from tests.support.limiter import StepLimiter
 
 KEY = "SECRET-lastfm-key-0123456789abcdef"
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, jitter=0)
@@ -41,7 +42,7 @@ def lastfm(server: FakeLastfm) -> FakeLastfm:
 
 @pytest.fixture
 async def client(lastfm: FakeLastfm) -> AsyncIterator[LastfmClient]:
-    async with LastfmClient(KEY, lastfm.api_url, rate_per_second=1000, retry=FAST) as c:
+    async with LastfmClient(KEY, lastfm.api_url, retry=FAST) as c:
         yield c
 
 
@@ -218,7 +219,7 @@ async def test_auth_errors_stop_at_once(lastfm: FakeLastfm, code: int, setup: st
     if setup == "suspended":
         lastfm.suspended_keys.add(KEY)
     key = KEY if setup == "suspended" else "SECRET-not-the-right-key"
-    async with LastfmClient(key, lastfm.api_url, rate_per_second=1000, retry=FAST) as client:
+    async with LastfmClient(key, lastfm.api_url, retry=FAST) as client:
         with pytest.raises(LastfmAuthError) as caught:
             await client.get_similar("Radiohead", "Lucky")
     error = caught.value
@@ -252,7 +253,7 @@ async def test_other_error_codes_are_permanent(client: LastfmClient, lastfm: Fak
 async def test_timeouts_are_retried(lastfm: FakeLastfm) -> None:
     lastfm.inject(Fault(200, "{}", "application/json", delay=0.5))
     async with httpx.AsyncClient(timeout=0.15) as http:
-        client = LastfmClient(KEY, lastfm.api_url, rate_per_second=1000, retry=FAST, http=http)
+        client = LastfmClient(KEY, lastfm.api_url, retry=FAST, http=http)
         result = await client.get_similar("Radiohead", "Videotape", limit=2)
     assert len(result.tracks) == 2
     assert len(lastfm.requests) == 2
@@ -261,7 +262,7 @@ async def test_timeouts_are_retried(lastfm: FakeLastfm) -> None:
 async def test_unreachable_service_is_transient_and_hides_the_key(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     url = f"http://127.0.0.1:{_closed_port()}/2.0/"
-    async with LastfmClient(KEY, url, rate_per_second=1000, retry=FAST) as client:
+    async with LastfmClient(KEY, url, retry=FAST) as client:
         with pytest.raises(LastfmError) as caught:
             await client.get_similar("Radiohead", "Creep")
     assert caught.value.transient and caught.value.status is None
@@ -290,7 +291,7 @@ async def test_the_key_never_reaches_logs_or_errors(
 async def test_rate_limit_answer_slows_every_caller(lastfm: FakeLastfm) -> None:
     policy = RetryPolicy(max_attempts=3, base_delay=0.3, jitter=0)
     lastfm.fail_next(29)
-    async with LastfmClient(KEY, lastfm.api_url, rate_per_second=1000, retry=policy) as client:
+    async with LastfmClient(KEY, lastfm.api_url, retry=policy, limiter=StepLimiter(1000)) as client:
         first = asyncio.create_task(client.get_similar("Radiohead", "Creep", limit=1))
         await asyncio.sleep(0.1)  # the first call has been told to slow down by now
         second = await client.get_similar("Blur", "Tender", limit=1)

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haunt_fm.clients._http import RateLimiter, RetryPolicy
+from haunt_fm.clients._http import RetryPolicy
 from haunt_fm.clients.itunes import ItunesClient
 from haunt_fm.config import Settings
 from haunt_fm.pipeline.previews.tasks import PreviewLookup
 from tests.fakes import FakeItunes, FakeLastfm
+from tests.support.limiter import StepLimiter
 
 LASTFM_KEY = "test-lastfm-key-0123456789abcdef"
 FAST = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05, jitter=0)
@@ -101,7 +102,7 @@ def preview_loop(
     **overrides: Any,
 ) -> PreviewLookup:
     """A preview lookup stage on the fake store with millisecond backoffs."""
-    limiter = RateLimiter.per_minute(overrides.pop("rate_per_minute", 12_000.0))
+    limiter = StepLimiter.per_minute(overrides.pop("rate_per_minute", 12_000.0))
     client = ItunesClient(itunes.url, http=http, limiter=limiter, retry=overrides.pop("retry", FAST))
     options: dict[str, Any] = {
         "concurrency": 4,

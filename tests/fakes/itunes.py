@@ -215,9 +215,10 @@ class FakeItunes(FakeService):
         return f"{self.url}/previews/{track_id}.m4a"
 
     # -- faults -------------------------------------------------------------------------
-    def throttle(self, *, times: int = 1, status: int = 403) -> None:
+    def throttle(self, *, times: int = 1, status: int = 403, retry_after: str | None = None) -> None:
         """The next `times` searches answer `status` with an empty body, as Apple throttles."""
-        self.inject(Fault(status, b""), times=times)
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        self.inject(Fault(status, b"", headers=headers), times=times)
 
     def inject_preview(self, *faults: Fault, times: int = 1) -> None:
         """Queue faults for the next preview downloads."""

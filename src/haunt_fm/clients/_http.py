@@ -1,26 +1,48 @@
-"""Shared pieces of the outside-service clients: errors, rate limiting, retry with backoff."""
+"""Shared pieces of the outside-service clients: errors, the rate-limiter protocol, retries.
+
+The retry policy itself is the project's one policy (`haunt_fm.retry`); clients only add
+what is theirs: typed errors, a throttling answer pausing the shared limiter for everyone,
+and a `Retry-After` longer than the cap turned into a visible "giving up for now".
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import math
 import random
 import re
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Protocol, Self, TypeVar
 
 import httpx
 
 from haunt_fm import __version__ as _version
+from haunt_fm.retry import (
+    RetryAfterTooLong,
+    RetryPolicy,
+    SleepFn,
+    is_transient,
+    parse_retry_after,
+    retry_async,
+)
+
+__all__ = [
+    "USER_AGENT",
+    "ClientError",
+    "Limiter",
+    "RetryPolicy",
+    "ServiceClient",
+    "SleepFn",
+    "as_sentence",
+    "describe_transport_error",
+    "is_transient",
+    "new_http_client",
+    "parse_retry_after",
+    "secret_value",
+]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-SleepFn = Callable[[float], Awaitable[Any]]
 
 # Last.fm asks API users for an identifiable User-Agent; the others don't mind one.
 USER_AGENT = f"haunt-fm/{_version} (self-hosted music recommender)"
@@ -57,6 +79,12 @@ class ClientError(Exception):
         self.status = status
         # A service-supplied hint (seconds); the retry helper waits at least this long.
         self.retry_after = retry_after
+
+    def give_up(self, reason: str) -> None:
+        """Add why no further attempt is made to the message (a capped Retry-After, say)."""
+        self.message = as_sentence(f"{self.message.rstrip('.')}. {reason}")
+        self.args = (self.message,)
+        self.retry_after = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, transient={self.transient}, status={self.status})"
@@ -107,7 +135,7 @@ def new_http_client(*, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> http
 
 
 class Limiter(Protocol):
-    """What the clients need of a rate limiter (in-process RateLimiter, or one shared via the database)."""
+    """What the clients need of a rate limiter (`haunt_fm.db.rate_limits.SharedRateLimiter`)."""
 
     async def acquire(self) -> float: ...
 
@@ -157,9 +185,22 @@ class ServiceClient:
                 self._limiter.pause(delay)
 
         kwargs: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
-        return await retry_async(
-            attempt, policy=self._retry, rng=self._rng, on_retry=slow_down, what=what, **kwargs
-        )
+        try:
+            return await retry_async(
+                attempt, policy=self._retry, rng=self._rng, on_retry=slow_down, what=what, **kwargs
+            )
+        except RetryAfterTooLong as too_long:
+            original = too_long.original
+            if isinstance(original, ClientError):
+                # Waiting that long would hold a worker past its lease: give up now, visibly,
+                # and let the caller's own schedule (the queue's backoff) come back later.
+                original.give_up(
+                    f"The service asked us to wait {too_long.seconds:.0f} s (Retry-After), longer than "
+                    f"the {too_long.cap:.0f} s haunt-fm waits; giving up for now"
+                )
+                if self._limiter is not None and throttled(original):
+                    self._limiter.pause(too_long.cap)
+            raise original from None
 
     async def aclose(self) -> None:
         """Close the HTTP client if this object created it."""
@@ -171,153 +212,3 @@ class ServiceClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-class RateLimiter:
-    """Lets callers through evenly spaced, at most `rate` per `per` seconds in any window.
-
-    Two rules, both on the times callers are actually let through (not on planned slots,
-    which a busy event loop can overshoot): an even schedule of one release every
-    `per / rate` seconds, and a hard cap of `rate` releases in any `per`-second window
-    (for a fractional rate: floor(rate) releases per floor(rate) intervals). The cap is the
-    guarantee; the schedule keeps traffic smooth, and may catch up a little after a late
-    wake-up, so queued work still gets the full rate. Idle time is not banked as a burst.
-
-    Callers queue in FIFO order on an asyncio lock; use one limiter from one event loop.
-    A caller cancelled while waiting leaves no trace.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        per: float = 1.0,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: SleepFn = asyncio.sleep,
-    ) -> None:
-        if rate <= 0 or per <= 0:
-            raise ValueError("rate and per must be positive")
-        self.rate = rate
-        self.per = per
-        self.interval = per / rate
-        self._clock = clock
-        self._sleep = sleep
-        # The cap: no `_cap + 1` consecutive releases within `_cap` intervals (= `per` for whole rates).
-        self._cap = max(1, math.floor(rate + 1e-9))
-        self._cap_window = self._cap * self.interval
-        self._releases: deque[float] = deque(maxlen=self._cap)
-        self._target = float("-inf")
-        self._paused_until = float("-inf")
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    def per_second(cls, rate: float, **kwargs: Any) -> RateLimiter:
-        """A limiter for `rate` requests per second."""
-        return cls(rate, 1.0, **kwargs)
-
-    @classmethod
-    def per_minute(cls, rate: float, **kwargs: Any) -> RateLimiter:
-        """A limiter for `rate` requests per minute."""
-        return cls(rate, 60.0, **kwargs)
-
-    def _earliest(self) -> float:
-        earliest = max(self._target, self._paused_until)
-        if len(self._releases) == self._cap:
-            earliest = max(earliest, self._releases[0] + self._cap_window)
-        return earliest
-
-    async def acquire(self) -> float:
-        """Wait for this caller's turn; returns the release time on the limiter's clock."""
-        async with self._lock:
-            while (wait := self._earliest() - self._clock()) > 0:
-                await self._sleep(wait)
-            now = self._clock()
-            self._releases.append(now)
-            if now - self._target < self.interval:
-                self._target += self.interval  # on schedule, or slightly late: keep the schedule
-            else:
-                self._target = now + self.interval  # after idling (or a pause): start afresh
-            return now
-
-    def pause(self, seconds: float) -> None:
-        """Let nobody through for `seconds` from now (the service said to slow down)."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-    async def __aenter__(self) -> float:
-        return await self.acquire()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how patiently to retry transient failures."""
-
-    max_attempts: int = 4
-    base_delay: float = 1.0
-    multiplier: float = 2.0
-    max_delay: float = 60.0
-    # Each delay is scaled by a random factor in [1 - jitter, 1 + jitter] so that
-    # clients that failed together don't all come back together.
-    jitter: float = 0.2
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.multiplier < 1:
-            raise ValueError("delays must be non-negative and multiplier at least 1")
-        if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
-
-    def delay(self, retry_number: int, *, rng: random.Random | None = None) -> float:
-        """Seconds to wait before retry `retry_number` (1 = the first retry)."""
-        raw = min(self.max_delay, self.base_delay * self.multiplier ** (retry_number - 1))
-        if self.jitter:
-            raw *= (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
-        return raw
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether `exc` is a ClientError that a later attempt may get past."""
-    return isinstance(exc, ClientError) and exc.transient
-
-
-async def retry_async(
-    operation: Callable[[], Awaitable[T]],
-    *,
-    policy: RetryPolicy,
-    should_retry: Callable[[BaseException], bool] = is_transient,
-    sleep: SleepFn = asyncio.sleep,
-    rng: random.Random | None = None,
-    on_retry: Callable[[int, BaseException, float], None] | None = None,
-    what: str = "request",
-) -> T:
-    """Run `operation`, retrying failures `should_retry` accepts with exponential backoff.
-
-    The last failure is re-raised unchanged once attempts run out or one is not retryable.
-    `on_retry(retry_number, exc, delay)` runs before each wait.
-    """
-    attempt = 1
-    while True:
-        try:
-            return await operation()
-        except Exception as exc:
-            if attempt >= policy.max_attempts or not should_retry(exc):
-                raise
-            delay = policy.delay(attempt, rng=rng)
-            hint = getattr(exc, "retry_after", None)
-            if isinstance(hint, int | float) and hint > delay:
-                delay = float(hint)
-            logger.info(
-                "%s failed (attempt %d of %d): %s; retrying in %.2fs",
-                what,
-                attempt,
-                policy.max_attempts,
-                exc,
-                delay,
-            )
-            if on_retry is not None:
-                on_retry(attempt, exc, delay)
-            await sleep(delay)
-            attempt += 1

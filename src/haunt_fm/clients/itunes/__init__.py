@@ -6,7 +6,6 @@ from haunt_fm.clients.itunes.client import (
     ItunesError,
     ItunesRateLimited,
     ItunesTrack,
-    best_match,
     parse_results,
 )
 
@@ -16,6 +15,5 @@ __all__ = [
     "ItunesError",
     "ItunesRateLimited",
     "ItunesTrack",
-    "best_match",
     "parse_results",
 ]

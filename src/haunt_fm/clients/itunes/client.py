@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
-import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,13 +13,12 @@ import httpx
 from haunt_fm.clients._http import (
     ClientError,
     Limiter,
-    RateLimiter,
     RetryPolicy,
     ServiceClient,
     SleepFn,
     describe_transport_error,
+    parse_retry_after,
 )
-from haunt_fm.pipeline.tracks.identity import normalize_artist, normalize_title
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +54,12 @@ class ItunesTrack:
 
 
 class ItunesClient(ServiceClient):
-    """Async iTunes Search client: about 20 requests a minute, long backoff when throttled."""
+    """Async iTunes Search client: long backoff when throttled; pass the shared limiter (~20/min)."""
 
     def __init__(
         self,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        rate_per_minute: float = 20.0,
         country: str = "US",
         http: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
@@ -76,7 +71,7 @@ class ItunesClient(ServiceClient):
             http,
             # Apple's throttle lasts about a minute: wait 10 s, 20 s, 40 s before giving up.
             retry=retry or RetryPolicy(max_attempts=4, base_delay=10.0, max_delay=120.0),
-            limiter=limiter or RateLimiter.per_minute(rate_per_minute),
+            limiter=limiter,
             sleep=sleep,
             rng=rng,
         )
@@ -107,11 +102,6 @@ class ItunesClient(ServiceClient):
         )
         return parse_results(payload)
 
-    async def find(self, artist: str, title: str, *, limit: int = 25) -> ItunesTrack | None:
-        """Search for `artist title` and return the best matching song with a preview, if any."""
-        results = await self.search(f"{artist} {title}", limit=limit)
-        return best_match(artist, title, results)
-
     async def _call(self, params: dict[str, str]) -> Any:
         await self._wait_turn()
         try:
@@ -132,7 +122,7 @@ class ItunesClient(ServiceClient):
             raise ItunesRateLimited(
                 f"The iTunes Search API is throttling requests (HTTP {status}); try again in a minute",
                 status=status,
-                retry_after=_retry_after(response),
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
             )
         if status >= 500:
             raise ItunesError(f"The iTunes Search API answered HTTP {status}", transient=True, status=status)
@@ -145,14 +135,6 @@ class ItunesClient(ServiceClient):
             raise ItunesError(
                 "The iTunes Search API answered with a body that is not JSON", transient=True, status=status
             ) from None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _str(value: Any) -> str | None:
@@ -203,91 +185,3 @@ def parse_results(payload: Any) -> list[ItunesTrack]:
             )
         )
     return tracks
-
-
-# --- choosing the right result -------------------------------------------------------------
-
-# Words that mark a re-recording sold under the original's name. Checked only when the
-# wanted artist and title don't contain them themselves (Tenacious D's "Tribute" is real).
-_DECOY_MARKERS = (
-    "karaoke",
-    "tribute",
-    "originally performed",
-    "originally by",
-    "made famous",
-    "in the style of",
-    "as performed by",
-    "backing track",
-    "cover version",
-    "re recorded",
-)
-# How iTunes joins credits: "Daft Punk & Pharrell Williams", "A, B & C", "A x B", "A feat. B".
-# "+" and "/" are left alone: they belong to band names ("Florence + the Machine", "AC/DC").
-_CREDIT_SPLIT = re.compile(r"\s*(?:,|&|;|\s(?:and|x|vs\.?|with|feat\.?|ft\.?|featuring)\s)\s*", re.IGNORECASE)
-_FEAT_BRACKET = re.compile(r"[\(\[]\s*(?:feat\.?|ft\.?|featuring|with)\s[^\)\]]*[\)\]]", re.IGNORECASE)
-_FEAT_INLINE = re.compile(r"\s(?:feat\.?|ft\.?|featuring)\s.*$", re.IGNORECASE)
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
-
-
-def _plain(text: str) -> str:
-    """Case, accents and punctuation folded away, nothing else: for marker and exact checks."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    stripped = stripped.replace("&", " and ")
-    stripped = re.sub(r"['’‘`´]", "", stripped)
-    return " ".join(_NON_ALNUM.sub(" ", stripped).split())
-
-
-def _exact_title(title: str) -> str:
-    # A featured-artist credit is not a different version, so an "exact" title ignores it.
-    return _plain(_FEAT_INLINE.sub("", _FEAT_BRACKET.sub(" ", title)))
-
-
-def _credits(artist: str) -> list[str]:
-    parts = (normalize_artist(part) for part in _CREDIT_SPLIT.split(artist) if part.strip())
-    return [part for part in parts if part]
-
-
-def _is_decoy(track: ItunesTrack, wanted: str) -> bool:
-    text = _plain(" ".join(filter(None, (track.artist_name, track.track_name, track.collection_name))))
-    padded = f" {text} "
-    return any(f" {m}" in padded and f" {m}" not in f" {wanted} " for m in _DECOY_MARKERS)
-
-
-def _artist_tier(wanted: str, wanted_primary: str, candidate: str) -> int:
-    """3: same artist; 2: the wanted artist is one credit of several; 1: the wanted primary alone."""
-    norm = normalize_artist(candidate)
-    if norm == wanted:
-        return 3
-    if wanted in _credits(candidate):
-        return 2
-    # Wanted "Daft Punk & Pharrell Williams", listed under "Daft Punk" alone.
-    if norm == wanted_primary:
-        return 1
-    return 0
-
-
-def best_match(artist: str, title: str, results: Iterable[ItunesTrack]) -> ItunesTrack | None:
-    """The result that is this very song (not a cover, karaoke or tribute) with a preview, or None."""
-    wanted_artist, wanted_title = normalize_artist(artist), normalize_title(title)
-    wanted_primary = next(iter(_credits(artist)), wanted_artist)
-    wanted_exact = _exact_title(title)
-    wanted_plain = _plain(f"{artist} {title}")
-
-    best: ItunesTrack | None = None
-    best_score: tuple[int, int] = (0, 0)
-    for track in results:
-        if not track.preview_url:
-            continue
-        if normalize_title(track.track_name) != wanted_title:
-            continue
-        artist_tier = _artist_tier(wanted_artist, wanted_primary, track.artist_name)
-        if artist_tier == 0 or _is_decoy(track, wanted_plain):
-            continue
-        # The same title beats a same-recording variant ("- Radio Edit", "(Live)").
-        title_tier = 2 if _exact_title(track.track_name) == wanted_exact else 1
-        score = (title_tier, artist_tier)
-        # Strictly better only: among equals, Apple's relevance order stands.
-        if score > best_score:
-            best, best_score = track, score
-    return best

@@ -13,7 +13,6 @@ import httpx
 from haunt_fm.clients._http import (
     ClientError,
     Limiter,
-    RateLimiter,
     RetryPolicy,
     ServiceClient,
     SleepFn,
@@ -91,7 +90,6 @@ class LastfmClient(ServiceClient):
         api_key: Any,
         base_url: str = DEFAULT_BASE_URL,
         *,
-        rate_per_second: float = 5.0,
         http: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
@@ -106,7 +104,7 @@ class LastfmClient(ServiceClient):
         super().__init__(
             http,
             retry=retry or RetryPolicy(max_attempts=4, base_delay=1.0, max_delay=30.0),
-            limiter=limiter or RateLimiter.per_second(rate_per_second),
+            limiter=limiter,
             sleep=sleep,
             rng=rng,
         )
