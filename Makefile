@@ -31,6 +31,7 @@ worker: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy src/haunt_fm
@@ -39,6 +40,7 @@ test: setup
 	bash scripts/ensure-chromium.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src/haunt_fm
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: setup

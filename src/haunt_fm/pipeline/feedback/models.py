@@ -8,8 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haunt_fm.db.base import Base
-
-GENERAL_VIBE = "general"
+from haunt_fm.pipeline.vibes import GENERAL_VIBE
 
 
 class Feedback(Base):

@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from haunt_fm.pipeline.feedback.models import GENERAL_VIBE
-from haunt_fm.pipeline.recommendations.vibe import VibeStr
+from haunt_fm.pipeline.vibes import GENERAL_VIBE, VibeStr
 
 MAX_ID = 2**63 - 1
 

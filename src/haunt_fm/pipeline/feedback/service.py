@@ -13,7 +13,7 @@ from haunt_fm.errors import NotFound
 from haunt_fm.pipeline.feedback import repository as repo
 from haunt_fm.pipeline.feedback.schemas import FeedbackDeleted, FeedbackIn, FeedbackOut, FeedbackSaved
 from haunt_fm.pipeline.profiles import service as profiles
-from haunt_fm.pipeline.recommendations.vibe import normalize_vibe
+from haunt_fm.pipeline.vibes import normalize_vibe
 
 
 async def give_feedback(session: AsyncSession, *, feedback: FeedbackIn) -> FeedbackSaved:

@@ -8,7 +8,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from haunt_fm.pipeline.recommendations.vibe import clean_vibe
+from haunt_fm.pipeline.vibes import clean_vibe
 
 MAX_TRACKS = 200
 MAX_ID = 2**63 - 1

@@ -18,12 +18,3 @@ class AppState(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class RateLimitSlot(Base):
-    """The next free request slot of an outside service, shared by every process on this database."""
-
-    __tablename__ = "rate_limits"
-
-    service: Mapped[str] = mapped_column(Text, primary_key=True)
-    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -130,5 +130,7 @@ def identity_key(artist: str, title: str) -> str:
     return normalize_artist(artist) + KEY_SEPARATOR + normalize_title(title)
 
 
-def same_song(artist_a: str, title_a: str, artist_b: str, title_b: str) -> bool:
-    return identity_key(artist_a, title_a) == identity_key(artist_b, title_b)
+def identity_params(*, title: str, artist: str) -> dict[str, str]:
+    """The identity columns of a track (norm_artist, norm_title, norm_key) as query parameters."""
+    norm_artist, norm_title = normalize_artist(artist), normalize_title(title)
+    return {"norm_artist": norm_artist, "norm_title": norm_title, "norm_key": identity_key(artist, title)}

@@ -12,9 +12,23 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from datetime import datetime
 
-from sqlalchemy import Float, bindparam, text
+from sqlalchemy import DateTime, Float, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haunt_fm.db.base import Base
+
+
+class RateLimitSlot(Base):
+    """The next free request slot of an outside service, shared by every process on this database."""
+
+    __tablename__ = "rate_limits"
+
+    service: Mapped[str] = mapped_column(Text, primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
 
 # The limiter spaces the moments requests leave; the service counts the moments they arrive.
 # Latency jitter (and a busy event loop between release and send) can squeeze N+1 arrivals

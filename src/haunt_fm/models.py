@@ -1,17 +1,20 @@
 """Import every model so Base.metadata knows the whole schema (Alembic, tests)."""
 
+from haunt_fm.db.rate_limits import RateLimitSlot
 from haunt_fm.pipeline.discovery.models import TrackSimilarity
 from haunt_fm.pipeline.embeddings.models import TextEmbedding, TrackEmbedding, WorkerState
 from haunt_fm.pipeline.feedback.models import Feedback
 from haunt_fm.pipeline.listens.models import ListenEvent
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
-from haunt_fm.pipeline.status.models import AppState, RateLimitSlot
+from haunt_fm.pipeline.status.models import AppState
 from haunt_fm.pipeline.tracks.models import Track
+from haunt_fm.queue.models import Job
 
 __all__ = [
     "AppState",
     "Feedback",
+    "Job",
     "ListenEvent",
     "Playlist",
     "PlaylistTrack",

@@ -1,0 +1,35 @@
+"""Vibe text rules shared by every stage that takes a vibe (feedback, recommendations, playlists).
+
+A vibe is free text ("chill ambient lo-fi"). Its normal form — casefolded, whitespace
+collapsed — is the cache key of its vectors and the context of feedback given under it.
+`general` is the context of feedback given without a vibe.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+GENERAL_VIBE = "general"
+VIBE_MAX_CHARS = 200
+
+
+def normalize_vibe(text: str) -> str:
+    """The cache key and feedback context of a vibe: casefolded, whitespace collapsed."""
+    return " ".join(text.split()).casefold()
+
+
+def clean_vibe(value: str) -> str:
+    """Trim a vibe and check it: non-blank, at most 200 characters, no NUL."""
+    if "\x00" in value:
+        raise ValueError("the vibe must not contain NUL characters")
+    value = value.strip()
+    if not value:
+        raise ValueError("the vibe must not be blank")
+    if len(value) > VIBE_MAX_CHARS:
+        raise ValueError(f"the vibe must be at most {VIBE_MAX_CHARS} characters")
+    return value
+
+
+VibeStr = Annotated[str, AfterValidator(clean_vibe)]
