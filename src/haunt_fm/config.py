@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     embedding_worker_enabled: bool = True
     embedding_batch_size: int = Field(default=10, ge=1, le=1000)
     embedding_interval_seconds: float = Field(default=30.0, ge=0)
-    embedding_lease_seconds: float = Field(default=600.0, gt=0)
+    # Renewed every third of this while a batch runs: a dead worker's tracks free up this fast.
+    embedding_lease_seconds: float = Field(default=120.0, gt=0)
     embedding_max_attempts: int = Field(default=3, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
     model_cache_dir: Path | None = None

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from haunt_fm.pipeline.recommendations.vibe import process_pending_texts
 from tests.fakes import FakeHomeAssistant
 from tests.playlists.support import E0, HA_TOKEN, STUDY, build_world
 from tests.recommendations.support import Factory, StandInTextModel
+from tests.support.text_worker import text_worker
 
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 
@@ -76,11 +76,12 @@ async def test_cli_vibe_goes_through_the_worker_queue(
 ) -> None:
     await build_world(db, known=3, new=6)
     env = _env(tmp_path, pg_url, ha.url)
-    task = asyncio.ensure_future(_run(["--tracks", "4", "--vibe", "Dreamy  Haze"], env, tmp_path))
     # Stand in for `haunt-fm worker`: embed whatever the CLI asked for.
     model = StandInTextModel({"dreamy haze": E0})
+    worker = await text_worker(db, model, tmp_path=tmp_path, pg_url=pg_url)
+    task = asyncio.ensure_future(_run(["--tracks", "4", "--vibe", "Dreamy  Haze"], env, tmp_path))
     while not task.done():
-        await process_pending_texts(db, model)
+        await worker.process_texts()
         await asyncio.sleep(0.05)
     result = task.result()
     assert result.returncode == 0, result.stderr

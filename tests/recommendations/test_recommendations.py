@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
-from haunt_fm.pipeline.recommendations.vibe import process_pending_texts
 from tests.recommendations.support import (
     Factory,
     StandInTextModel,
@@ -25,6 +24,7 @@ from tests.recommendations.support import (
     toward,
     unit,
 )
+from tests.support.text_worker import text_worker
 
 E0, E1, E2, E3 = axis(0), axis(1), axis(2), axis(3)
 
@@ -297,15 +297,18 @@ async def test_in_process_model_failure_is_503(serve_app: Any, db: Factory) -> N
     assert r.status_code == 503 and "could not embed" in r.json()["detail"]
 
 
-async def test_request_waits_for_a_worker_to_embed_the_vibe(client: httpx.AsyncClient, db: Factory) -> None:
+async def test_request_waits_for_a_worker_to_embed_the_vibe(
+    client: httpx.AsyncClient, db: Factory, tmp_path: Any, pg_url: str
+) -> None:
     a = await add_track(db, "A", toward(E2, E1, 0.75))
     b = await add_track(db, "B", toward(E2, E1, 0.25))
     worker_model = StandInTextModel({"sunday morning": E2})
+    text_embedder = await text_worker(db, worker_model, tmp_path=tmp_path, pg_url=pg_url, limit=8)
 
     async def worker() -> int:
         # Another process's worker loop: poll the queue until it has embedded something.
         for _ in range(200):
-            done = await process_pending_texts(db, worker_model, limit=8)
+            done = await text_embedder.process_texts()
             if done:
                 return done
             await asyncio.sleep(0.05)
@@ -322,20 +325,21 @@ async def test_request_waits_for_a_worker_to_embed_the_vibe(client: httpx.AsyncC
     async with db() as s:
         status = (await s.execute(text("SELECT status FROM text_embeddings"))).scalar_one()
     assert status == "done"
-    assert await process_pending_texts(db, worker_model, limit=8) == 0
+    assert await text_embedder.process_texts() == 0
 
 
 async def test_a_vibe_cached_by_another_text_model_is_embedded_again(
-    client: httpx.AsyncClient, db: Factory
+    client: httpx.AsyncClient, db: Factory, tmp_path: Any, pg_url: str
 ) -> None:
     a = await add_track(db, "A", E1)
     b = await add_track(db, "B", E2)
     await cache_vibe(db, "sunday morning", E1, model="laion/some-older-clap")  # another vector space
     worker_model = StandInTextModel({"sunday morning": E2})
+    text_embedder = await text_worker(db, worker_model, tmp_path=tmp_path, pg_url=pg_url, limit=8)
 
     async def worker() -> int:
         for _ in range(200):
-            if done := await process_pending_texts(db, worker_model, limit=8):
+            if done := await text_embedder.process_texts():
                 return done
             await asyncio.sleep(0.05)
         return 0
@@ -352,9 +356,9 @@ async def test_a_vibe_cached_by_another_text_model_is_embedded_again(
     assert model == worker_model.model_id
 
 
-async def test_no_worker_is_503_after_the_timeout(serve: Any, db: Factory) -> None:
+async def test_no_worker_is_503_at_once_and_the_text_waits_for_one(serve: Any, db: Factory) -> None:
     await add_track(db, "A", E2)
-    url = serve(vibe_embed_timeout_seconds=0.3)
+    url = serve(vibe_embed_timeout_seconds=600)  # it must not wait for a worker that isn't there
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         r = await http.get("/api/recommendations", params={"vibe": "nobody home", "alpha": 0})
     assert r.status_code == 503
@@ -365,14 +369,18 @@ async def test_no_worker_is_503_after_the_timeout(serve: Any, db: Factory) -> No
     assert tuple(row) == ("nobody home", "pending")  # left for a worker that starts later
 
 
-async def test_worker_failure_is_503_and_the_text_is_retried(serve: Any, db: Factory) -> None:
+async def test_worker_failure_is_503_and_the_text_is_retried(
+    serve: Any, db: Factory, tmp_path: Any, pg_url: str
+) -> None:
     await add_track(db, "A", E2)
     url = serve(vibe_embed_timeout_seconds=5)
     broken, fixed = StandInTextModel(fail=True), StandInTextModel({"glitch": E2})
+    embedder = await text_worker(db, broken, tmp_path=tmp_path, pg_url=pg_url)
 
     async def worker(model: StandInTextModel) -> None:
+        embedder.embedder = model
         for _ in range(100):
-            if await process_pending_texts(db, model):
+            if await embedder.process_texts():
                 return
             await asyncio.sleep(0.05)
 

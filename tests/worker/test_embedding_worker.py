@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,11 +37,14 @@ class PreviewServer:
         self.files: dict[str, bytes] = {}
         self.status: dict[str, int] = {}
         self.hits: Counter[str] = Counter()
+        self.delay = 0.0  # seconds before each answer (a slow CDN: batches that outlast a lease)
         self.server = LiveServer(Starlette(routes=[Route("/p/{name}", self._serve)]))
 
     async def _serve(self, request: Request) -> Response:
         name = request.path_params["name"]
         self.hits[name] += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if name in self.status:
             return Response(b"", status_code=self.status[name])
         if name not in self.files:
@@ -264,19 +271,56 @@ async def test_a_dead_workers_claims_expire_and_are_taken_again(
     tmp_path: Path,
     pg_url: str,
 ) -> None:
+    from haunt_fm import queue
     from haunt_fm.db.session import transaction
-    from haunt_fm.pipeline.embeddings import repository as repo
+    from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE
 
     track = await add_track(db, "Orphan", previews.url("tone1.m4a"))
     async with transaction(db) as session:  # a worker claims, then dies without a word
-        claimed = await repo.claim(session, owner="dead:1:x", limit=5, lease_seconds=0.5)
-    assert [c["id"] for c in claimed] == [track]
+        claimed = await queue.repository.claim(
+            session, EMBEDDING_STAGE, owner="dead:1:x", limit=5, lease_seconds=0.5, max_attempts=3
+        )
+    assert [c.key for c in claimed] == [track]
     worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir)
     assert await worker.load_model()
     assert await worker.run_once() == 0  # still leased
     await asyncio.sleep(0.6)
     assert await worker.run_once() == 1
-    assert (await track_row(db, track))["embedding_status"] == "done"
+    row = await track_row(db, track)
+    # The dead worker's claim counted as an attempt: this was the second.
+    assert row["embedding_status"] == "done" and row["embedding_attempts"] == 0
+
+
+async def test_a_track_that_keeps_crashing_its_worker_fails_with_a_reason(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
+) -> None:
+    from haunt_fm import queue
+    from haunt_fm.db.session import transaction
+    from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE
+
+    track = await add_track(db, "Crasher", previews.url("tone1.m4a"))
+    for n in range(2):  # two workers claim it in turn and die (OOM, a decoder segfault)
+        async with transaction(db) as session:
+            await session.execute(text("UPDATE tracks SET embedding_lease_until = now() - interval '1 s'"))
+            claimed = await queue.repository.claim(
+                session, EMBEDDING_STAGE, owner=f"dead:{n}", limit=5, lease_seconds=60, max_attempts=2
+            )
+        assert [c.key for c in claimed] == [track]
+    async with transaction(db) as session:
+        await session.execute(text("UPDATE tracks SET embedding_lease_until = now() - interval '1 s'"))
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_max_attempts=2)
+    assert await worker.load_model()
+    await worker.tracks.maintain(force=True)
+    assert await worker.run_once() == 0
+    row = await track_row(db, track)
+    assert row["embedding_status"] == "failed" and row["embedding_attempts"] == 2
+    assert "crashed 2 times" in row["embedding_error"]
+    assert previews.hits.get("tone1.m4a", 0) == 0
 
 
 async def test_listened_tracks_are_embedded_first(
@@ -347,3 +391,86 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         assert status["worker"]["text_tower_ok"] is not None
         # The API answered throughout; inference runs off the event loop.
         assert slowest < 2.0
+
+
+@pytest.mark.slow
+async def test_two_worker_processes_one_killed_mid_batch_embed_every_track_exactly_once(
+    db: Factory, previews: PreviewServer, tiny_clap_dir: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """`haunt-fm worker` x 2 on one database, a lease shorter than one batch, one SIGKILLed mid-batch."""
+    n = 16
+    names: dict[int, str] = {}
+    for i in range(n):
+        previews.files[f"k{i}.m4a"] = previews.files[f"tone{i % 3}.m4a"]
+        names[await add_track(db, f"Kill {i}", previews.url(f"k{i}.m4a"))] = f"k{i}.m4a"
+    previews.delay = 2.5  # each download outlasts the 1.5 s lease: only renewal keeps a batch
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")} | {
+        "HAUNTFM_DATABASE_URL": pg_url,
+        "HAUNTFM_CLAP_MODEL": str(tiny_clap_dir),
+        "HAUNTFM_TORCH_THREADS": "1",
+        "HAUNTFM_EMBEDDING_BATCH_SIZE": "4",
+        "HAUNTFM_EMBEDDING_LEASE_SECONDS": "1.5",
+        "HAUNTFM_EMBEDDING_INTERVAL_SECONDS": "0.2",
+        "HAUNTFM_LOG_LEVEL": "INFO",
+    }
+    exe = str(Path(sys.executable).parent / "haunt-fm")
+
+    def start(name: str) -> subprocess.Popen[str]:
+        data = tmp_path / name
+        return subprocess.Popen(
+            [exe, "worker"],
+            env=env | {"HAUNTFM_DATA_DIR": str(data), "HAUNTFM_AUDIO_CACHE_DIR": str(data / "audio")},
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    async def leased_by(pid: int) -> list[int]:
+        async with db() as session:
+            rows = await session.execute(
+                text(
+                    "SELECT id FROM tracks WHERE embedding_lease_owner LIKE :p "
+                    "AND embedding_status = 'pending'"
+                ),
+                {"p": f"%:{pid}:%"},
+            )
+            return [int(r[0]) for r in rows]
+
+    victim, survivor = start("victim"), start("survivor")
+    try:
+        held: list[int] = []
+        for _ in range(600):  # the victim loads its model, claims a batch and starts downloading
+            held = await leased_by(victim.pid)
+            if held:
+                break
+            await asyncio.sleep(0.1)
+        assert held, "the victim never claimed a batch"
+        await asyncio.sleep(0.5)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        for _ in range(1200):
+            async with db() as session:
+                done = (
+                    await session.execute(text("SELECT count(*) FROM tracks WHERE embedding_status = 'done'"))
+                ).scalar_one()
+            if done == n:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        for proc in (victim, survivor):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        survivor_log = survivor.communicate(timeout=60)[1]
+        victim.communicate(timeout=30)
+    assert done == n, survivor_log[-3000:]
+    assert len(await vectors(db)) == n
+    # Only the victim's unfinished batch was downloaded twice; every other preview exactly once,
+    # so no batch of the living was ever taken over although each outlasted its lease.
+    twice = {f"k{i}.m4a" for i in range(n) if previews.hits[f"k{i}.m4a"] > 1}
+    victim_names = {names[track_id] for track_id in held}
+    assert twice <= victim_names, (twice, victim_names)
+    assert all(previews.hits[f"k{i}.m4a"] <= 2 for i in range(n))
+    assert "taken over by another worker" not in survivor_log
+    async with db() as session:
+        attempts = dict((await session.execute(text("SELECT id, embedding_attempts FROM tracks"))).all())
+    assert all(a == 0 for a in attempts.values())  # settled as done, counters reset

@@ -1,21 +1,23 @@
-"""The embedding worker: claim tracks with a lease, download and decode previews, run CLAP,
-store vectors. Runs inside `serve` or alone as `haunt-fm worker`; any number of workers on
-any number of machines can share one database (claims use FOR UPDATE SKIP LOCKED, leases
-expire when a worker dies, and a result is stored only by the lease holder).
+"""The embedding worker: CLAP vectors for tracks' previews and for vibe texts, on the lease queue.
+
+Runs inside `serve` or alone as `haunt-fm worker`; any number of workers on any number of
+machines can share one database. Two stages, one model: vibe texts (`TEXT_STAGE`, small,
+someone is waiting) go before each batch of tracks (`EMBEDDING_STAGE`). Claims are leased
+and the leases renewed by a heartbeat while a batch runs (`haunt_fm.queue`), so a batch may
+take as long as it needs and a worker that dies lets its tracks go within one lease.
+Inference runs on one thread of its own, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import secrets
 import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import httpx
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from haunt_fm import queue
 from haunt_fm.config import Settings
 from haunt_fm.db.session import transaction
 from haunt_fm.pipeline.embeddings import repository as repo
@@ -30,16 +33,25 @@ from haunt_fm.pipeline.embeddings.audio import (
     SILENT_REASON,
     AudioDecodeError,
     AudioDownloadError,
+    cache_path_for,
     decode_audio,
     download_preview,
     is_silent,
 )
+from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE, HEARTBEAT_SECONDS, TEXT_STAGE, TEXTS_DONE
+from haunt_fm.pipeline.embeddings.vectors import unit_rows
+from haunt_fm.queue import Claim, Expiry, Held, StageRunner, Wakeups, worker_id
+from haunt_fm.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 30.0
+# Without LISTEN (no wake-ups), an idle worker looks for vibe texts this often.
 TEXT_POLL_SECONDS = 0.5
-MODEL_RETRY_SECONDS = (30.0, 60.0, 300.0, 900.0)
+TEXT_BATCH = 32
+TEXT_MAX_ATTEMPTS = 3
+MODEL_RETRY = RetryPolicy(
+    max_attempts=1_000_000, base_delay=30.0, multiplier=2.0, max_delay=900.0, jitter=0.1
+)
 DOWNLOAD_CONCURRENCY = 4
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 PREVIEW_GONE = (404, 410)
@@ -54,13 +66,15 @@ class EmbeddingWorker:
         settings: Settings,
         session_factory: async_sessionmaker[AsyncSession],
         http: httpx.AsyncClient,
+        wakeups: Wakeups | None = None,
         load_embedder: Callable[[], Any] | None = None,
         on_model_loaded: Callable[[Any], None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = session_factory
         self.http = http
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.wakeups = wakeups
+        self.id = worker_id()
         self.state = "idle"
         self.last_error: str | None = None
         self.last_batch_at: datetime | None = None
@@ -75,6 +89,33 @@ class EmbeddingWorker:
         self._load_failures = 0
         self._last_heartbeat = 0.0
         self.audio_dir = settings.resolved_audio_cache_dir
+        self.retry_policy = RetryPolicy(
+            max_attempts=settings.embedding_max_attempts, base_delay=60.0, max_delay=3600.0
+        )
+        self.tracks = StageRunner(
+            sessions=session_factory,
+            stage=EMBEDDING_STAGE,
+            batch=settings.embedding_batch_size,
+            lease_seconds=settings.embedding_lease_seconds,
+            max_attempts=settings.embedding_max_attempts,
+            idle_seconds=settings.embedding_interval_seconds,
+            wakeups=wakeups,
+            owner=self.id,
+            expiry=Expiry(
+                f"The worker stopped or crashed {settings.embedding_max_attempts} times while embedding "
+                "this preview (out of memory, a decoder crash?); it is not tried again."
+            ),
+        )
+        self.texts = StageRunner(
+            sessions=session_factory,
+            stage=TEXT_STAGE,
+            batch=TEXT_BATCH,
+            lease_seconds=settings.embedding_lease_seconds,
+            max_attempts=TEXT_MAX_ATTEMPTS,
+            idle_seconds=TEXT_POLL_SECONDS,
+            wakeups=wakeups,
+            owner=self.id,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------
     def _default_loader(self) -> Any:
@@ -88,12 +129,11 @@ class EmbeddingWorker:
         )
 
     async def run_forever(self) -> None:
-        """Load the model, then embed batches until cancelled. Never raises on bad input."""
+        """Load the model, then embed texts and batches until cancelled. Never raises on bad input."""
         try:
             while True:
                 if self.embedder is None and not await self.load_model():
-                    delay = MODEL_RETRY_SECONDS[min(self._load_failures - 1, len(MODEL_RETRY_SECONDS) - 1)]
-                    await self._idle(delay, texts=False)
+                    await self._idle(MODEL_RETRY.delay(self._load_failures), texts=False)
                     continue
                 try:
                     done = await self.run_once()
@@ -114,7 +154,7 @@ class EmbeddingWorker:
 
     async def load_model(self) -> bool:
         """Load the CLAP model off the event loop; on failure record state `error`."""
-        from haunt_fm.pipeline.embeddings.model import ModelUnavailable
+        from haunt_fm.pipeline.embeddings.model import PIPELINE_VERSION, ModelUnavailable
 
         self.state = "working"
         await self.heartbeat(force=True)
@@ -143,8 +183,6 @@ class EmbeddingWorker:
             log.warning("%s", note)
         self._load_failures = 0
         self.state, self.last_error = "idle", None
-        from haunt_fm.pipeline.embeddings.model import PIPELINE_VERSION
-
         async with transaction(self.sessions) as session:
             requeued = await repo.requeue_outdated(
                 session, model=embedder.model_id, pipeline_version=PIPELINE_VERSION
@@ -156,45 +194,26 @@ class EmbeddingWorker:
         await self.heartbeat(force=True)
         return True
 
-    # -- one batch ----------------------------------------------------------------------
+    # -- one round ----------------------------------------------------------------------
     async def run_once(self) -> int:
         """Embed pending vibe texts and one batch of tracks; returns how many items were handled."""
         if self.embedder is None:
             return 0
         handled = await self.process_texts()
-        async with transaction(self.sessions) as session:
-            claimed = await repo.claim(
-                session,
-                owner=self.id,
-                limit=self.settings.embedding_batch_size,
-                lease_seconds=self.settings.embedding_lease_seconds,
-            )
-        if not claimed:
-            return handled
+        claimed = await self.tracks.run_once(self._embed_tracks)
+        if claimed:
+            self.last_batch_at = datetime.now(UTC)
+            self.state = "idle"
+            await self.heartbeat(force=True)
+        return handled + claimed
+
+    async def _embed_tracks(self, claims: list[Claim], held: Held) -> None:
         self.state = "working"
         await self.heartbeat(force=True)
-        try:
-            await self._process(claimed)
-        except BaseException:
-            # Shutdown or a crash mid-batch: hand the unfinished leases back now rather
-            # than making other workers wait for them to expire.
-            with contextlib.suppress(Exception):
-                async with transaction(self.sessions) as session:
-                    await asyncio.shield(
-                        repo.release(session, track_ids=[c["id"] for c in claimed], owner=self.id)
-                    )
-            raise
-        self.last_batch_at = datetime.now(UTC)
-        self.state = "idle"
-        await self.heartbeat(force=True)
-        return handled + len(claimed)
-
-    async def _process(self, claimed: list[dict[str, Any]]) -> None:
         semaphore = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
-        gone: set[int] = set()  # preview URLs that no longer exist: look the track up again
         loop = asyncio.get_running_loop()
 
-        async def prepare(item: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None, str | None, bool]:
+        async def prepare(item: Claim) -> tuple[Claim, np.ndarray | None, str | None, bool, int | None]:
             async with semaphore:
                 try:
                     path = await download_preview(
@@ -206,25 +225,22 @@ class EmbeddingWorker:
                     )
                     samples = await asyncio.to_thread(decode_audio, path)
                 except AudioDownloadError as exc:
-                    if (
-                        exc.status_code in PREVIEW_GONE
-                        and item["embedding_attempts"] < self.settings.embedding_max_attempts
-                    ):
-                        gone.add(item["id"])
-                    return item, None, str(exc), exc.transient
+                    return item, None, str(exc), exc.transient, exc.status_code
                 except AudioDecodeError as exc:
                     self._drop_cached(item)
-                    return item, None, f"could not decode the preview: {exc}", False
+                    return item, None, f"could not decode the preview: {exc}", False, None
                 if samples.size == 0:
-                    return item, None, "the preview holds no audio", False
+                    return item, None, "the preview holds no audio", False, None
                 if is_silent(samples):
-                    return item, None, SILENT_REASON, False
-                return item, samples, None, False
+                    return item, None, SILENT_REASON, False, None
+                return item, samples, None, False, None
 
-        prepared = await asyncio.gather(*(prepare(item) for item in claimed))
-        ready = [(item, samples) for item, samples, _, _ in prepared if samples is not None]
+        prepared = await asyncio.gather(*(prepare(item) for item in claims))
+        ready = [(item, samples) for item, samples, *_ in prepared if samples is not None]
         failures = [
-            (item, error, transient) for item, samples, error, transient in prepared if samples is None
+            (item, error, transient, status)
+            for item, samples, error, transient, status in prepared
+            if samples is None
         ]
 
         vectors: np.ndarray | None = None
@@ -238,7 +254,7 @@ class EmbeddingWorker:
             except Exception as exc:
                 log.exception("CLAP inference failed")
                 failures += [
-                    (item, f"embedding failed: {type(exc).__name__}: {exc}", True) for item, _ in ready
+                    (item, f"embedding failed: {type(exc).__name__}: {exc}", True, None) for item, _ in ready
                 ]
                 ready = []
 
@@ -248,66 +264,88 @@ class EmbeddingWorker:
         async with transaction(self.sessions) as session:
             for i, (item, _) in enumerate(ready):
                 assert vectors is not None
-                if await repo.store_embedding(
-                    session,
-                    track_id=item["id"],
-                    owner=self.id,
-                    vector=vectors[i],
-                    model=self.embedder.model_id,
-                    pipeline_version=PIPELINE_VERSION,
-                    windows=counts[i],
-                ):
+                if await queue.complete(session, EMBEDDING_STAGE, item):
+                    await repo.store_vector(
+                        session,
+                        track_id=item.key,
+                        vector=vectors[i],
+                        model=self.embedder.model_id,
+                        pipeline_version=PIPELINE_VERSION,
+                        windows=counts[i],
+                    )
                     stored += 1
-            for item, error, transient in failures:
-                if item["id"] in gone:
-                    # iTunes preview URLs expire: find the current one rather than give up.
-                    await repo.requeue_preview(
-                        session, track_id=item["id"], owner=self.id, error=error or "preview gone"
-                    )
-                    continue
-                retry_at = self._retry_at(item, transient)
-                await repo.record_failure(
-                    session,
-                    track_id=item["id"],
-                    owner=self.id,
-                    error=error or "unknown error",
-                    retry_at=retry_at,
-                )
-                if retry_at is None:
-                    self._drop_cached(item)
-                    log.warning(
-                        "track %s (%s - %s) failed: %s", item["id"], item["artist"], item["title"], error
-                    )
+            for item, error, transient, status in failures:
+                await self._record_failure(session, item, error or "unknown error", transient, status)
         for item, _ in ready:
             self._drop_cached(item)
         self.tracks_done += stored
         if failures and not ready:
             self.last_error = failures[-1][1]
+        lost = len(held.lost)
+        log.info(
+            "embedding batch: %d stored, %d failed or retried%s",
+            stored,
+            len(failures),
+            f", {lost} taken over by another worker" if lost else "",
+        )
 
-    def _retry_at(self, item: dict[str, Any], transient: bool) -> datetime | None:
-        if not transient or item["embedding_attempts"] >= self.settings.embedding_max_attempts:
-            return None
-        backoff = 60.0 * 2 ** (item["embedding_attempts"] - 1)
-        return datetime.now(UTC) + timedelta(seconds=backoff)
+    async def _record_failure(
+        self, session: AsyncSession, item: Claim, error: str, transient: bool, status: int | None
+    ) -> None:
+        exhausted = self.retry_policy.gives_up_after(item.attempts)
+        if status in PREVIEW_GONE and not exhausted:
+            # iTunes preview URLs expire: find the current one rather than give up.
+            if await queue.fail(session, EMBEDDING_STAGE, item, error=error, status="waiting"):
+                await repo.back_to_previews(session, track_id=item.key)
+            return
+        if transient and not exhausted:
+            await queue.retry(
+                session, EMBEDDING_STAGE, item, error=error, delay=self.retry_policy.delay(item.attempts)
+            )
+            return
+        await queue.fail(session, EMBEDDING_STAGE, item, error=error)
+        self._drop_cached(item)
+        log.warning("track %s (%s - %s) failed: %s", item.key, item["artist"], item["title"], error)
 
-    def _drop_cached(self, item: dict[str, Any]) -> None:
-        from haunt_fm.pipeline.embeddings.audio import cache_path_for
-
+    def _drop_cached(self, item: Claim) -> None:
         with contextlib.suppress(OSError):
             Path(cache_path_for(item["preview_url"], self.audio_dir)).unlink(missing_ok=True)
 
+    # -- vibe texts ---------------------------------------------------------------------
     async def process_texts(self) -> int:
-        """Embed vibe texts that API processes without a model have queued."""
-        try:
-            from haunt_fm.pipeline.recommendations.vibe import process_pending_texts
-        except ImportError:  # the vibe stage is not installed
+        """Embed vibe texts that API processes without a model have queued; returns how many."""
+        if self.embedder is None:
             return 0
         try:
-            return int(await process_pending_texts(self.sessions, self.embedder, limit=32) or 0)
+            return await self.texts.run_once(self._embed_texts)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:
             log.exception("embedding vibe texts failed")
             self._set_error(f"vibe text embedding failed: {type(exc).__name__}: {exc}")
             return 0
+
+    async def _embed_texts(self, claims: list[Claim], held: Held) -> None:
+        norms = [str(c.key) for c in claims]
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await loop.run_in_executor(self._executor, self.embedder.embed_text, norms)
+            vectors = unit_rows(raw, len(norms))
+        except Exception as exc:
+            log.exception("embedding %d vibe text(s) failed", len(norms))
+            async with transaction(self.sessions) as session:
+                for claim in claims:
+                    await queue.fail(session, TEXT_STAGE, claim, error=f"{type(exc).__name__}: {exc}"[:500])
+                await queue.notify(session, TEXTS_DONE)
+            return
+        model = getattr(self.embedder, "text_model_id", None) or getattr(self.embedder, "model_id", None)
+        async with transaction(self.sessions) as session:
+            for claim, vector in zip(claims, vectors, strict=True):
+                if await queue.complete(session, TEXT_STAGE, claim):
+                    await repo.store_claimed_text(
+                        session, text_norm=str(claim.key), embedding=vector, model=model
+                    )
+            await queue.notify(session, TEXTS_DONE)
 
     # -- state --------------------------------------------------------------------------
     def _set_error(self, message: str) -> None:
@@ -315,17 +353,29 @@ class EmbeddingWorker:
         self.last_error = message
 
     async def _idle(self, seconds: float, *, texts: bool = True) -> None:
-        """Sleep between batches, answering vibe-text requests and heart-beating meanwhile."""
+        """Wait for work (a NOTIFY or the interval), answering vibe texts and heart-beating meanwhile."""
         loop = asyncio.get_running_loop()
         until = loop.time() + max(seconds, 0.0)
         if self.state == "working":
             self.state = "idle"
         await self.heartbeat()
-        while loop.time() < until:
-            await asyncio.sleep(min(TEXT_POLL_SECONDS, max(until - loop.time(), 0.0)))
-            if texts and self.embedder is not None:
+        listening = self.wakeups is not None and self.wakeups.listening
+        step = HEARTBEAT_SECONDS if listening else TEXT_POLL_SECONDS
+        while (left := until - loop.time()) > 0:
+            woke = await self._wait_for(
+                ("embeddings", "texts") if texts else ("embeddings",), min(step, left)
+            )
+            if texts and self.embedder is not None and (woke == "texts" or not listening):
                 await self.process_texts()
             await self.heartbeat()
+            if woke == "embeddings":
+                return
+
+    async def _wait_for(self, stages: tuple[str, ...], seconds: float) -> str | None:
+        if self.wakeups is None:
+            await asyncio.sleep(seconds)
+            return None
+        return await self.wakeups.wait_any(stages, seconds)
 
     async def heartbeat(self, *, force: bool = False) -> None:
         """Publish this worker's state to worker_states (for /api/status)."""
@@ -341,7 +391,7 @@ class EmbeddingWorker:
             "model": self.settings.clap_model,
             "model_loaded": self.embedder is not None,
             "text_tower_ok": self.text_tower_ok,
-            "details": json.dumps({"text_tower_note": self.text_tower_note}),
+            "details": repo.details_json({"text_tower_note": self.text_tower_note}),
             "last_batch_at": self.last_batch_at,
             "last_error": self.last_error,
             "tracks_done": self.tracks_done,

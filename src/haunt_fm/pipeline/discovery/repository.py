@@ -11,29 +11,15 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Namespace of the transaction-scoped advisory lock a run takes on a seed while expanding it.
-SEED_LOCK_NAMESPACE = 0x4846  # "HF"
-
-# Listened tracks (of one profile, or all), never-expanded first, then the stalest, most
-# recently played first within each. `due` says whether the interval has passed.
-_SEEDS_SQL = text(
+# How many listened tracks (of one profile, or all) there are, and how many are due.
+_SEED_COUNTS_SQL = text(
     """
-    SELECT t.id, t.artist, t.title, t.norm_key,
-           (t.lastfm_expanded_at IS NULL OR t.lastfm_expanded_at < :cutoff) AS due
+    SELECT count(*) AS listened,
+           count(*) FILTER (WHERE t.lastfm_expanded_at IS NULL OR t.lastfm_expanded_at < :cutoff) AS due
     FROM tracks t
-    LEFT JOIN (
-        SELECT track_id, max(played_at) AS last_played FROM listen_events
-        WHERE CAST(:profile_id AS bigint) IS NULL OR profile_id = CAST(:profile_id AS bigint)
-        GROUP BY track_id
-    ) l ON l.track_id = t.id
-    WHERE t.listened AND (CAST(:profile_id AS bigint) IS NULL OR l.track_id IS NOT NULL)
-    ORDER BY t.lastfm_expanded_at ASC NULLS FIRST, l.last_played DESC NULLS LAST, t.id
+    WHERE t.listened AND (CAST(:profile_id AS bigint) IS NULL OR EXISTS (
+        SELECT 1 FROM listen_events e WHERE e.track_id = t.id AND e.profile_id = CAST(:profile_id AS bigint)))
     """
-)
-
-_LOCK_SQL = text("SELECT pg_try_advisory_xact_lock(:ns, CAST(:id % 2147483648 AS integer))")
-_STILL_DUE_SQL = text(
-    "SELECT lastfm_expanded_at IS NULL OR lastfm_expanded_at < :cutoff FROM tracks WHERE id = :id"
 )
 
 # Input sorted by norm_key, so concurrent runs lock shared candidate rows in one order.
@@ -93,7 +79,6 @@ class Seed:
     artist: str
     title: str
     norm_key: str
-    due: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,22 +101,10 @@ class StoredCandidate:
     pending_preview: bool
 
 
-async def seeds(session: AsyncSession, *, profile_id: int | None, cutoff: datetime) -> list[Seed]:
-    """Listened tracks (of one profile, or all), most worth expanding first."""
-    rows = await session.execute(_SEEDS_SQL, {"profile_id": profile_id, "cutoff": cutoff})
-    return [Seed(r.id, r.artist, r.title, r.norm_key, bool(r.due)) for r in rows]
-
-
-async def try_lock_seed(session: AsyncSession, *, seed_id: int, cutoff: datetime) -> bool:
-    """Lock the seed for this transaction if nobody else holds it and it is still due."""
-    locked = (await session.execute(_LOCK_SQL, {"ns": SEED_LOCK_NAMESPACE, "id": seed_id})).scalar_one()
-    if not locked:
-        return False
-    # Read after taking the lock: a run that expanded it meanwhile has committed by now.
-    still_due = (
-        await session.execute(_STILL_DUE_SQL, {"id": seed_id, "cutoff": cutoff})
-    ).scalar_one_or_none()
-    return bool(still_due)
+async def seed_counts(session: AsyncSession, *, profile_id: int | None, cutoff: datetime) -> tuple[int, int]:
+    """(listened tracks, of which due for expansion), of one profile or of everyone."""
+    row = (await session.execute(_SEED_COUNTS_SQL, {"profile_id": profile_id, "cutoff": cutoff})).one()
+    return int(row.listened), int(row.due)
 
 
 async def upsert_candidates(

@@ -1,8 +1,9 @@
 """Discovery: expand listened tracks through Last.fm `track.getSimilar` into candidate tracks.
 
-Each seed is one short job: take a transaction-scoped advisory lock on it (a concurrent run
-skips it), ask Last.fm, upsert the candidates through the track identity rule, keep every
-seed -> candidate edge, recompute the candidates' summed match, mark the seed expanded, commit.
+Each seed is one short job on the lease queue (`DISCOVERY_STAGE`; a concurrent run, in any
+process, claims other seeds): ask Last.fm, upsert the candidates through the track identity
+rule, keep every seed -> candidate edge, recompute the candidates' summed match, mark the
+seed expanded, commit, and wake the preview lookup for the new candidates.
 Progress is therefore durable and visible in /api/status while a run goes on, and a run
 that stops (bad key, Last.fm down, Ctrl-C) keeps everything it did.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,18 +22,21 @@ import httpx
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from haunt_fm import queue
 from haunt_fm.clients._http import ClientError
 from haunt_fm.clients.lastfm import LastfmAuthError, LastfmClient, SimilarResult
 from haunt_fm.config import Settings
 from haunt_fm.db.base import utcnow
+from haunt_fm.db.rate_limits import shared_limiter
 from haunt_fm.db.session import transaction
 from haunt_fm.errors import AppError, Conflict
 from haunt_fm.pipeline.discovery import repository as repo
-from haunt_fm.pipeline.discovery.limits import shared_limiter
+from haunt_fm.pipeline.discovery.models import DISCOVERY_STAGE
 from haunt_fm.pipeline.discovery.repository import Candidate, Seed
 from haunt_fm.pipeline.discovery.schemas import DiscoverOut, SeedError
 from haunt_fm.pipeline.profiles import service as profiles
-from haunt_fm.pipeline.tracks.repository import identity_params
+from haunt_fm.pipeline.tracks.identity import identity_params
+from haunt_fm.queue import Claim, Expiry, StageRunner, hold
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ log = logging.getLogger(__name__)
 DISCOVERY_CONCURRENCY = 4
 # This many seeds failing in a row (after the client's own retries) means Last.fm is down.
 MAX_CONSECUTIVE_FAILURES = 5
+# A seed's lease is renewed while Last.fm answers (the limiter's queue can be long).
+SEED_LEASE_SECONDS = 60.0
+# Crash loops: a seed whose run died this many times in a row waits a day.
+SEED_MAX_ATTEMPTS = 5
 PROGRESS_WRITE_SECONDS = 1.0
 _DB_RETRIES = 3
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
@@ -197,10 +204,9 @@ async def discover(
         profile_id = None
         if profile:
             profile_id = (await profiles.require(session, name=profile)).id
-        listened = await repo.seeds(session, profile_id=profile_id, cutoff=cutoff)
-    due = [s for s in listened if s.due]
-    todo = due[:max_seeds] if max_seeds is not None else due
-    run = _Run(total=len(todo), skipped=len(listened) - len(due))
+        listened, due = await repo.seed_counts(session, profile_id=profile_id, cutoff=cutoff)
+    total = min(due, max_seeds) if max_seeds is not None else due
+    run = _Run(total=total, skipped=listened - due)
 
     owned_client = client is None
     if client is None:
@@ -210,7 +216,7 @@ async def discover(
         client=client,
         run=run,
         limit=limit,
-        cutoff=cutoff,
+        claim_params={"cutoff": cutoff, "profile_id": profile_id},
         progress=progress,
         running={"started_at": started.isoformat(), "profile": profile, "seeds_total": run.total},
     )
@@ -218,14 +224,14 @@ async def discover(
     if progress is not None:
         progress(Progress(done=0, total=run.total))
     try:
-        await runner.run(todo, concurrency=concurrency)
+        await runner.run(concurrency=concurrency)
     except asyncio.CancelledError:
         run.stop_reason = run.stop_reason or "The discovery run was interrupted."
         raise
     finally:
         if owned_client:
             await client.aclose()
-        result = run.result(remaining=len(due) - run.done, elapsed=time.monotonic() - t0)
+        result = run.result(remaining=max(0, due - run.done), elapsed=time.monotonic() - t0)
         last_error = run.stop_reason
         if last_error is None and run.errors:
             last_error = f"{run.failed} seed(s) failed; the last: {run.errors[-1].error}"
@@ -266,7 +272,7 @@ async def _write_state(session_factory: async_sessionmaker[AsyncSession], value:
 
 
 class _Runner:
-    """Works through the seeds with a few concurrent workers sharing one client (and limiter)."""
+    """Claims due seeds from the queue with a few concurrent workers sharing one client (and limiter)."""
 
     def __init__(
         self,
@@ -275,7 +281,7 @@ class _Runner:
         client: LastfmClient,
         run: _Run,
         limit: int,
-        cutoff: Any,
+        claim_params: dict[str, Any],
         progress: ProgressFn | None,
         running: dict[str, Any],
     ) -> None:
@@ -284,36 +290,57 @@ class _Runner:
         self.client = client
         self.run_state = run
         self.limit = limit
-        self.cutoff = cutoff
         self.progress = progress
+        self.queue = StageRunner(
+            sessions=session_factory,
+            stage=DISCOVERY_STAGE,
+            batch=1,
+            lease_seconds=SEED_LEASE_SECONDS,
+            max_attempts=SEED_MAX_ATTEMPTS,
+            idle_seconds=0.0,
+            claim_params=lambda: {**claim_params, "tried": sorted(self._tried)},
+            expiry=Expiry(
+                "Discovery stopped or crashed on this seed several times; it is tried again next time.",
+                next_at=lambda: utcnow() + timedelta(days=1),
+            ),
+        )
         # Writes of this run go one at a time: no lock waits (or deadlocks) between our own seeds.
         self.write_lock = asyncio.Lock()
         self._last_progress_write = 0.0
+        self._claimed = 0
+        self._tried: set[int] = set()
 
-    async def run(self, seeds: list[Seed], *, concurrency: int) -> None:
-        queue = deque(seeds)
-
+    async def run(self, *, concurrency: int) -> None:
         async def worker() -> None:
-            while queue and self.run_state.stop_reason is None:
-                await self.one(queue.popleft())
+            while self.run_state.stop_reason is None and self._claimed < self.run_state.total:
+                self._claimed += 1
+                claims = await self.queue.claim(1)
+                if not claims:
+                    self._claimed -= 1
+                    return  # nothing due any more (another run took the rest)
+                self._tried.add(int(claims[0].key))
+                async with hold(self.sessions, DISCOVERY_STAGE, claims, lease_seconds=SEED_LEASE_SECONDS):
+                    await self.one(claims[0])
 
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(seeds))))))
+        workers = max(1, min(concurrency, self.run_state.total))
+        await asyncio.gather(*(worker() for _ in range(workers)))
 
-    async def one(self, seed: Seed) -> None:
+    async def one(self, claim: Claim) -> None:
         run = self.run_state
+        seed = Seed(int(claim.key), claim["artist"], claim["title"], claim["norm_key"])
         try:
-            outcome = await self.expand(seed)
+            outcome = await self.expand(seed, claim)
         except LastfmAuthError as exc:
             # Every other request would fail the same way: stop, leave the seed for the next run.
             run.stop_reason = run.stop_reason or exc.message
             log.error("discovery stopped: %s", exc.message)
             return
         except ClientError as exc:
-            await self._failed(seed, exc.message)
+            await self._failed(seed, claim, exc.message)
             return
         except Exception as exc:  # a database hiccup on one seed must not lose the others
             log.exception("discovery failed on seed %s", seed.id)
-            await self._failed(seed, f"{type(exc).__name__}: {exc}")
+            await self._failed(seed, claim, f"{type(exc).__name__}: {exc}")
             return
         run.done += 1
         if outcome is None:
@@ -327,10 +354,6 @@ class _Runner:
         run.seen_ids.update(outcome.seen_ids)
         if outcome.similar == 0:
             run.unknown += 1
-        if outcome.new_ids:
-            from haunt_fm.pipeline.previews.tasks import notify_new_work
-
-            notify_new_work()
         await self._report(
             Progress(
                 run.done,
@@ -342,8 +365,14 @@ class _Runner:
             )
         )
 
-    async def _failed(self, seed: Seed, message: str) -> None:
+    async def _failed(self, seed: Seed, claim: Claim, message: str) -> None:
         run = self.run_state
+        try:
+            async with transaction(self.sessions) as session:
+                # Due again at once: the next run asks Last.fm again (this one never does).
+                await queue.retry(session, DISCOVERY_STAGE, claim, error=message, delay=0.0)
+        except Exception:  # the seed's lease runs out by itself; the run goes on
+            log.warning("discovery: could not record the failure of seed %s", seed.id, exc_info=True)
         run.done += 1
         run.failed += 1
         run.consecutive_failures += 1
@@ -373,29 +402,31 @@ class _Runner:
         }
         await _write_state(self.sessions, {"running": self.running})
 
-    async def expand(self, seed: Seed) -> _Stored | None:
-        """Expand one seed in its own transaction; None when it is not ours to do (any more)."""
-        result: SimilarResult | None = None
+    async def expand(self, seed: Seed, claim: Claim) -> _Stored | None:
+        """Expand one claimed seed in its own transaction; None when its lease was lost meanwhile."""
+        # No lock is held while Last.fm answers (the claim's lease is): listens keep flowing.
+        result = await self.client.get_similar(seed.artist, seed.title, self.limit)
         for attempt in range(1, _DB_RETRIES + 1):
             async with self.sessions() as session:
                 try:
-                    if not await repo.try_lock_seed(session, seed_id=seed.id, cutoff=self.cutoff):
-                        await session.rollback()
-                        return None
-                    if result is None:
-                        # The advisory lock (not a row lock) is held meanwhile: listens keep flowing.
-                        result = await self.client.get_similar(seed.artist, seed.title, self.limit)
                     async with self.write_lock:
+                        if not await queue.complete(session, DISCOVERY_STAGE, claim):
+                            await session.rollback()
+                            return None
                         stored = await store_expansion(session, seed=seed, result=result)
+                        if stored.new_ids:
+                            await queue.notify(session, "previews")
                         await session.commit()
                     return stored
                 except DBAPIError as exc:
                     await session.rollback()
+                    claim.settled = False
                     if attempt < _DB_RETRIES and _retryable_db_error(exc):
                         log.info("discovery: retrying seed %s after %s", seed.id, exc.orig)
                         continue
                     raise
                 except BaseException:
                     await session.rollback()
+                    claim.settled = False
                     raise
         raise AssertionError("unreachable")

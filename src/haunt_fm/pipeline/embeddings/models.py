@@ -7,10 +7,12 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Text, func
+from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haunt_fm.db.base import EMBEDDING_DIM, Base
+from haunt_fm.queue import Stage
 
 
 class TrackEmbedding(Base):
@@ -41,7 +43,7 @@ class TextEmbedding(Base):
     """Vibe text embeddings, cached by normalised text.
 
     A request from an API process without a loaded model is a row with status
-    'pending' that any worker (on any machine) computes.
+    'pending' that any worker (on any machine) leases and computes (`TEXT_STAGE`).
     """
 
     __tablename__ = "text_embeddings"
@@ -54,6 +56,15 @@ class TextEmbedding(Base):
     error: Mapped[str | None] = mapped_column(Text)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Queue columns (haunt_fm.queue.stage): workers lease texts like tracks.
+    attempts: Mapped[int] = mapped_column(Integer, server_default=sql("0"))
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_text_embeddings_queue", "requested_at", postgresql_where=sql("status = 'pending'")),
+    )
 
 
 class WorkerState(Base):
@@ -74,3 +85,30 @@ class WorkerState(Base):
     tracks_done: Mapped[int] = mapped_column(BigInteger, server_default="0")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# Tracks whose preview is known, listened first, then the best discovery candidates.
+EMBEDDING_STAGE = Stage(
+    name="embeddings",
+    table="tracks",
+    prefix="embedding_",
+    order_by="listened DESC, discovery_score DESC, id",
+    ready="preview_url IS NOT NULL",
+    returning=("t.preview_url", "t.title", "t.artist"),
+)
+
+# NOTIFY payload a worker sends after storing vibe texts: waiting API processes look again.
+TEXTS_DONE = "texts_done"
+
+# Vibe texts asked for by API processes without a model, oldest first.
+TEXT_STAGE = Stage(
+    name="texts",
+    table="text_embeddings",
+    key="text_norm",
+    order_by="requested_at",
+    returning=("t.text",),
+)
+
+# Workers report every HEARTBEAT_SECONDS; one silent for twice that is gone (crashed, killed).
+HEARTBEAT_SECONDS = 30.0
+WORKER_STALE_SECONDS = 2 * HEARTBEAT_SECONDS

@@ -1,78 +1,77 @@
-"""Queries for the embedding stage: claim tracks with a lease, store vectors, record outcomes."""
+"""Queries for the embedding stage: vectors for tracks and vibe texts, and the state each worker reports.
+
+Claiming and settling go through the queue (`EMBEDDING_STAGE`, `TEXT_STAGE`); the writes
+here are the stage's own data, made only when the queue says the claim was still held.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import json
 from typing import Any
 
 import numpy as np
-from sqlalchemy import text
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-# Claimable: pending, not leased (or the lease expired: its worker died), not backing off.
-# Listened tracks first (the taste profile needs them), then the best discovery candidates.
-_CLAIM_SQL = text(
+from haunt_fm import queue
+from haunt_fm.db.base import EMBEDDING_DIM
+from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE, TEXT_STAGE
+
+_STORE_VECTOR_SQL = text(
     """
-    UPDATE tracks t SET
-        embedding_lease_until = now() + make_interval(secs => :lease_seconds),
-        embedding_lease_owner = :owner,
-        embedding_attempts = t.embedding_attempts + 1
-    WHERE t.id IN (
-        SELECT id FROM tracks
-        WHERE embedding_status = 'pending'
-          AND (embedding_lease_until IS NULL OR embedding_lease_until < now())
-          AND (embedding_next_at IS NULL OR embedding_next_at <= now())
-          AND preview_url IS NOT NULL
-        ORDER BY listened DESC, discovery_score DESC, id
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED)
-    RETURNING t.id, t.preview_url, t.embedding_attempts, t.title, t.artist
+    INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
+    VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows)
+    ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
+        pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows, created_at = now()
+    """
+)
+
+# The preview URL is gone (iTunes rotates them): back to preview lookup. The embedding
+# attempt keeps counting, so a URL that keeps vanishing ends as a failure, not a loop.
+_BACK_TO_PREVIEWS_SQL = text(
+    """
+    UPDATE tracks SET preview_status = 'pending', preview_url = NULL, preview_next_at = NULL,
+        preview_attempts = 0
+    WHERE id = :id
+    """
+)
+
+_REQUEUE_OUTDATED_SQL = text(
+    """
+    UPDATE tracks SET embedding_status = 'pending', embedding_attempts = 0, embedding_error = NULL,
+        embedding_next_at = NULL
+    WHERE embedding_status = 'done' AND id IN (
+        SELECT track_id FROM track_embeddings WHERE model <> :model OR pipeline_version <> :version)
+    """
+)
+
+_HEARTBEAT_SQL = text(
+    """
+    INSERT INTO worker_states (id, hostname, pid, state, model, model_loaded, text_tower_ok, details,
+                               last_batch_at, last_error, tracks_done, heartbeat_at)
+    VALUES (:id, :hostname, :pid, :state, :model, :model_loaded, :text_tower_ok,
+            CAST(:details AS jsonb), :last_batch_at, :last_error, :tracks_done, now())
+    ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, model = EXCLUDED.model,
+        model_loaded = EXCLUDED.model_loaded, text_tower_ok = EXCLUDED.text_tower_ok,
+        details = EXCLUDED.details, last_batch_at = EXCLUDED.last_batch_at,
+        last_error = EXCLUDED.last_error, tracks_done = EXCLUDED.tracks_done, heartbeat_at = now()
     """
 )
 
 
-async def claim(
-    session: AsyncSession, *, owner: str, limit: int, lease_seconds: float
-) -> list[dict[str, Any]]:
-    """Lease up to `limit` pending tracks to `owner`; commit right after so others skip them."""
-    rows = await session.execute(_CLAIM_SQL, {"owner": owner, "limit": limit, "lease_seconds": lease_seconds})
-    return [dict(r) for r in rows.mappings()]
-
-
-async def store_embedding(
+async def store_vector(
     session: AsyncSession,
     *,
     track_id: int,
-    owner: str,
     vector: np.ndarray,
     model: str,
     pipeline_version: int,
     windows: int,
-) -> bool:
-    """Save the vector and mark the track done, if `owner` still holds its lease."""
-    held = (
-        await session.execute(
-            text(
-                "UPDATE tracks SET embedding_status = 'done', embedding_error = NULL, "
-                "embedding_lease_until = NULL, embedding_lease_owner = NULL, embedding_next_at = NULL "
-                "WHERE id = :id AND embedding_lease_owner = :owner RETURNING id"
-            ),
-            {"id": track_id, "owner": owner},
-        )
-    ).first()
-    if held is None:
-        # Our lease expired and another worker took the track: its result wins.
-        return False
+) -> None:
+    """Save a track's vector (call after the queue confirmed the claim was still held)."""
     await session.execute(
-        text(
-            """
-            INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
-            VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows)
-            ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
-                pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows, created_at = now()
-            """
-        ),
+        _STORE_VECTOR_SQL,
         {
             "id": track_id,
             "embedding": _vector_literal(vector),
@@ -81,91 +80,116 @@ async def store_embedding(
             "windows": windows,
         },
     )
-    return True
 
 
-async def record_failure(
-    session: AsyncSession, *, track_id: int, owner: str, error: str, retry_at: datetime | None
-) -> None:
-    """Failed for good (retry_at None) or back to pending until `retry_at`."""
-    await session.execute(
-        text(
-            """
-            UPDATE tracks SET
-                embedding_status = CASE WHEN CAST(:retry_at AS timestamptz) IS NULL THEN 'failed'
-                                        ELSE 'pending' END,
-                embedding_error = :error, embedding_next_at = :retry_at,
-                embedding_lease_until = NULL, embedding_lease_owner = NULL
-            WHERE id = :id AND embedding_lease_owner = :owner
-            """
-        ),
-        {"id": track_id, "owner": owner, "error": error[:2000], "retry_at": retry_at},
-    )
-
-
-async def requeue_preview(session: AsyncSession, *, track_id: int, owner: str, error: str) -> None:
-    """The preview URL is gone: back to the preview-lookup stage (attempts keep counting)."""
-    await session.execute(
-        text(
-            """
-            UPDATE tracks SET preview_status = 'pending', preview_url = NULL, preview_next_at = NULL,
-                preview_attempts = 0, embedding_status = 'waiting', embedding_error = :error,
-                embedding_lease_until = NULL, embedding_lease_owner = NULL
-            WHERE id = :id AND embedding_lease_owner = :owner
-            """
-        ),
-        {"id": track_id, "owner": owner, "error": error[:2000]},
-    )
-
-
-async def release(session: AsyncSession, *, track_ids: Sequence[int], owner: str) -> None:
-    """Give leases back untouched (shutdown, model not loaded): the attempt does not count."""
-    await session.execute(
-        text(
-            "UPDATE tracks SET embedding_lease_until = NULL, embedding_lease_owner = NULL, "
-            "embedding_attempts = greatest(embedding_attempts - 1, 0) "
-            "WHERE id = ANY(:ids) AND embedding_lease_owner = :owner"
-        ),
-        {"ids": list(track_ids), "owner": owner},
-    )
+async def back_to_previews(session: AsyncSession, *, track_id: int) -> None:
+    """The preview URL is gone: look the track up again (and wake the lookup everywhere)."""
+    await session.execute(_BACK_TO_PREVIEWS_SQL, {"id": track_id})
+    await queue.notify(session, "previews")
 
 
 async def requeue_outdated(session: AsyncSession, *, model: str, pipeline_version: int) -> int:
     """Queue tracks embedded by another model or pipeline version again (old vectors serve meanwhile)."""
-    result = await session.execute(
-        text(
-            """
-            UPDATE tracks SET embedding_status = 'pending', embedding_attempts = 0, embedding_error = NULL
-            WHERE embedding_status = 'done' AND id IN (
-                SELECT track_id FROM track_embeddings WHERE model <> :model OR pipeline_version <> :version)
-            """
-        ),
-        {"model": model, "version": pipeline_version},
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    result = await session.execute(_REQUEUE_OUTDATED_SQL, {"model": model, "version": pipeline_version})
+    requeued = int(getattr(result, "rowcount", 0) or 0)
+    if requeued:
+        await queue.notify(session, EMBEDDING_STAGE)
+    return requeued
 
 
 async def heartbeat(session: AsyncSession, *, state: dict[str, Any]) -> None:
     """Upsert this worker's row in worker_states."""
-    await session.execute(
-        text(
-            """
-            INSERT INTO worker_states (id, hostname, pid, state, model, model_loaded, text_tower_ok, details,
-                                       last_batch_at, last_error, tracks_done, heartbeat_at)
-            VALUES (:id, :hostname, :pid, :state, :model, :model_loaded, :text_tower_ok,
-                    CAST(:details AS jsonb), :last_batch_at, :last_error, :tracks_done, now())
-            ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, model = EXCLUDED.model,
-                model_loaded = EXCLUDED.model_loaded, text_tower_ok = EXCLUDED.text_tower_ok,
-                details = EXCLUDED.details, last_batch_at = EXCLUDED.last_batch_at,
-                last_error = EXCLUDED.last_error, tracks_done = EXCLUDED.tracks_done, heartbeat_at = now()
-            """
-        ),
-        state,
-    )
+    await session.execute(_HEARTBEAT_SQL, state)
 
 
 async def forget_worker(session: AsyncSession, *, worker_id: str) -> None:
     await session.execute(text("DELETE FROM worker_states WHERE id = :id"), {"id": worker_id})
+
+
+# --- vibe texts ---------------------------------------------------------------------------
+
+_CACHED_TEXT_SQL = text(
+    "SELECT status, embedding, error, model FROM text_embeddings WHERE text_norm = :norm"
+).columns(embedding=Vector(EMBEDDING_DIM))
+
+_STORE_TEXT_SQL = text(
+    """
+    INSERT INTO text_embeddings (text_norm, text, status, embedding, model, error, done_at)
+    VALUES (:norm, :text, 'done', :embedding, :model, NULL, now())
+    ON CONFLICT (text_norm) DO UPDATE SET
+        status = 'done', embedding = EXCLUDED.embedding, model = EXCLUDED.model,
+        error = NULL, done_at = EXCLUDED.done_at, attempts = 0, next_at = NULL,
+        lease_until = NULL, lease_owner = NULL
+    """
+).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+
+_STORE_CLAIMED_TEXT_SQL = text(
+    """
+    UPDATE text_embeddings SET embedding = :embedding, model = :model, done_at = now()
+    WHERE text_norm = :norm
+    """
+).bindparams(bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+
+# A failed text is asked for again (the failure may have been the worker's, not the text's),
+# and so is one a different model embedded.
+_REQUEST_TEXT_SQL = text(
+    """
+    INSERT INTO text_embeddings (text_norm, text, status)
+    VALUES (:norm, :text, 'pending')
+    ON CONFLICT (text_norm) DO UPDATE SET status = 'pending', error = NULL, requested_at = now(),
+        attempts = 0, next_at = NULL
+        WHERE text_embeddings.status = 'failed'
+           OR (CAST(:model AS text) IS NOT NULL AND text_embeddings.status = 'done'
+               AND text_embeddings.model IS DISTINCT FROM :model)
+    """
+)
+
+_LIVE_WORKERS_SQL = text(
+    """
+    SELECT state, model_loaded, last_error, details FROM worker_states
+    WHERE heartbeat_at > now() - make_interval(secs => :stale_seconds)
+    ORDER BY heartbeat_at DESC
+    """
+)
+
+
+async def cached_text(session: AsyncSession, *, text_norm: str) -> dict[str, Any] | None:
+    row = (await session.execute(_CACHED_TEXT_SQL, {"norm": text_norm})).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def store_text(
+    session: AsyncSession, *, text_norm: str, text: str, embedding: np.ndarray, model: str | None
+) -> None:
+    """Cache a text's vector embedded in-process (no claim involved)."""
+    await session.execute(
+        _STORE_TEXT_SQL, {"norm": text_norm, "text": text, "embedding": embedding, "model": model}
+    )
+
+
+async def store_claimed_text(
+    session: AsyncSession, *, text_norm: str, embedding: np.ndarray, model: str | None
+) -> None:
+    """Save a leased text's vector (after the queue confirmed the claim was still held)."""
+    await session.execute(
+        _STORE_CLAIMED_TEXT_SQL, {"norm": text_norm, "embedding": embedding, "model": model}
+    )
+
+
+async def request_text(session: AsyncSession, *, text_norm: str, text: str, model: str | None = None) -> None:
+    """Queue a text for the workers (again, when it failed or a different model embedded it)."""
+    await session.execute(_REQUEST_TEXT_SQL, {"norm": text_norm, "text": text, "model": model})
+    await queue.notify(session, TEXT_STAGE)
+
+
+async def live_workers(session: AsyncSession, *, stale_seconds: float) -> list[dict[str, Any]]:
+    """Workers that reported within `stale_seconds`, newest first."""
+    rows = await session.execute(_LIVE_WORKERS_SQL, {"stale_seconds": stale_seconds})
+    return [dict(r) for r in rows.mappings()]
+
+
+def details_json(details: dict[str, Any]) -> str:
+    return json.dumps(details, default=str)
 
 
 def _vector_literal(vector: np.ndarray) -> str:

@@ -10,8 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # Resolve the profile (explicit name > speaker mapping > default), find-or-create the
-# track by identity, and insert the event unless the exclusion constraint says it is a
-# duplicate (same track and profile within 60 s) — all in one statement.
+# track by identity (counting the play), and insert the event unless the exclusion
+# constraint says it is a duplicate (same track and profile within 60 s) — all in one
+# statement. The play count is approximate (a duplicate counts too): it only orders seeds.
 _LOG_SQL = text(
     """
     WITH prof AS (
@@ -22,12 +23,16 @@ _LOG_SQL = text(
               ORDER BY (speaker_norm = :speaker_name_key) DESC LIMIT 1),
             (SELECT id FROM profiles WHERE name = 'default')) AS id
     ), trk AS (
-        INSERT INTO tracks (title, artist, album, norm_artist, norm_title, norm_key, source, listened)
-        VALUES (:title, :artist, :album, :norm_artist, :norm_title, :norm_key, 'listen', true)
+        INSERT INTO tracks (title, artist, album, norm_artist, norm_title, norm_key, source, listened,
+                            play_count, last_played_at)
+        VALUES (:title, :artist, :album, :norm_artist, :norm_title, :norm_key, 'listen', true,
+                1, coalesce(:played_at, now()))
         ON CONFLICT (norm_key) DO UPDATE SET
             listened = true,
-            album = coalesce(tracks.album, EXCLUDED.album)
-        RETURNING id
+            album = coalesce(tracks.album, EXCLUDED.album),
+            play_count = tracks.play_count + 1,
+            last_played_at = greatest(tracks.last_played_at, EXCLUDED.last_played_at)
+        RETURNING id, (xmax = 0) AS inserted
     ), ev AS (
         INSERT INTO listen_events (track_id, profile_id, played_at, title, artist, album,
                                    speaker_name, speaker_entity, media_content_id, duration_s)
@@ -39,7 +44,9 @@ _LOG_SQL = text(
     )
     SELECT (SELECT id FROM ev) AS event_id, (SELECT id FROM trk) AS track_id,
            prof.id AS profile_id, p.name AS profile_name,
-           coalesce(:played_at, now()) AS played_at
+           coalesce(:played_at, now()) AS played_at,
+           -- A song never seen before needs a preview: wake the preview lookup on every machine.
+           (SELECT count(pg_notify('haunt_fm_work', 'previews')) FROM trk WHERE trk.inserted) AS woke
     FROM prof JOIN profiles p ON p.id = prof.id
     """
 )

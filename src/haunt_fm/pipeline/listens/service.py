@@ -13,7 +13,7 @@ from haunt_fm.pipeline.listens import repository as repo
 from haunt_fm.pipeline.listens.schemas import ListenIn, ListenLogged, ListenOut
 from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.pipeline.profiles.repository import speaker_key
-from haunt_fm.pipeline.tracks.repository import identity_params
+from haunt_fm.pipeline.tracks.identity import identity_params
 
 LOG_ATTEMPTS = 3
 

@@ -21,7 +21,6 @@ from haunt_fm.clients.homeassistant import HomeAssistantError
 from haunt_fm.config import Settings
 from haunt_fm.db.session import transaction
 from haunt_fm.errors import Conflict, NotFound
-from haunt_fm.pipeline.feedback.models import GENERAL_VIBE
 from haunt_fm.pipeline.playlists import playback as player
 from haunt_fm.pipeline.playlists import repository as repo
 from haunt_fm.pipeline.playlists.mix import Candidate, interleave, known_share
@@ -35,9 +34,10 @@ from haunt_fm.pipeline.playlists.schemas import (
 )
 from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.pipeline.profiles.models import Profile
-from haunt_fm.pipeline.recommendations.service import MAX_LIMIT, recommend
-from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, normalize_vibe
+from haunt_fm.pipeline.recommendations.service import MAX_LIMIT, VibeVector, recommend, vibe_vector
+from haunt_fm.pipeline.recommendations.vibe import VibeEncoder
 from haunt_fm.pipeline.tracks.identity import normalize_artist
+from haunt_fm.pipeline.vibes import GENERAL_VIBE, normalize_vibe
 
 # Candidates fetched beyond what the playlist needs, so the artist rule has room to skip.
 KNOWN_SLACK = 25
@@ -66,17 +66,23 @@ async def pick_tracks(
     alpha: float,
     settings: Settings,
     vibe_encoder: VibeEncoder,
+    encoded: VibeVector | None = None,
 ) -> list[Candidate]:
-    """The playlist's tracks in order; 409 when the profile has nothing to choose from."""
+    """The playlist's tracks in order; 409 when the profile has nothing to choose from.
+
+    `encoded` is the vibe's vector, encoded before any session work (see `vibe_vector`).
+    """
     contexts = [GENERAL_VIBE] if vibe is None else sorted({GENERAL_VIBE, normalize_vibe(vibe)})
+    if encoded is None:
+        encoded = await vibe_vector(vibe=vibe, alpha=alpha, vibe_encoder=vibe_encoder)
     # alpha 1 is taste only: the vibe then only decides which dislikes apply.
-    vibe_vector = await vibe_encoder.encode(session, text=vibe) if vibe is not None and alpha < 1.0 else None
+    vibe_vector_ = encoded.vector if encoded is not None and alpha < 1.0 else None
     known_rows = await repo.known_candidates(
         session,
         profile_id=profile.id,
         contexts=contexts,
         half_life_days=settings.taste_half_life_days,
-        vibe=vibe_vector,
+        vibe=vibe_vector_,
         limit=total + KNOWN_SLACK,
     )
     known = [_candidate(r, "known") for r in known_rows]
@@ -93,6 +99,7 @@ async def pick_tracks(
                 alpha=alpha,
                 settings=settings,
                 vibe_encoder=vibe_encoder,
+                encoded=encoded,
                 # Recommendations already leave out listened tracks; liked-only ones are known here.
                 exclude_track_ids=[int(r["track_id"]) for r in known_rows if not r["plays"]],
             )
@@ -166,6 +173,7 @@ async def generate_playlist(
     vibe_encoder: VibeEncoder,
 ) -> PlaylistOut:
     """Generate, save and (with auto_play) play a playlist; Home Assistant failures never lose it."""
+    encoded = await vibe_vector(vibe=request.vibe, alpha=request.alpha, vibe_encoder=vibe_encoder)
     async with transaction(session_factory) as session:
         profile = await profiles.require(session, name=request.profile)
         chosen = await pick_tracks(
@@ -177,6 +185,7 @@ async def generate_playlist(
             alpha=request.alpha,
             settings=settings,
             vibe_encoder=vibe_encoder,
+            encoded=encoded,
         )
         profile_id, profile_name = profile.id, profile.name
     tracks = _tracks(chosen)

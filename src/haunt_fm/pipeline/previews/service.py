@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack, best_match
-from haunt_fm.pipeline.previews.repository import Claimed
+from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack
+from haunt_fm.pipeline.previews.matching import best_match
 
 # Covers and karaoke versions crowd the top of Apple's answer: ask for enough to reach the original.
 SEARCH_LIMIT = 50
@@ -73,8 +73,3 @@ def found_values(match: ItunesTrack) -> dict[str, Any]:
         "duration_ms": match.track_time_millis,
         "artwork_url": match.artwork_url,
     }
-
-
-def retry_delay(item: Claimed, *, base_seconds: float, max_seconds: float) -> float:
-    """Backoff before the next attempt: base, 2x base, 4x base, ... capped."""
-    return float(min(max_seconds, base_seconds * 2 ** max(0, item.attempts - 1)))

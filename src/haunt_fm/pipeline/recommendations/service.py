@@ -14,13 +14,13 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haunt_fm.config import Settings
-from haunt_fm.errors import Conflict, Invalid
-from haunt_fm.pipeline.feedback.models import GENERAL_VIBE
+from haunt_fm.errors import AppError, Conflict, Invalid
 from haunt_fm.pipeline.profiles.models import Profile
 from haunt_fm.pipeline.recommendations import repository as repo
 from haunt_fm.pipeline.recommendations.schemas import BecauseOut, RecommendationOut, RecommendationsOut
-from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, clean_vibe, normalize_vibe
+from haunt_fm.pipeline.recommendations.vibe import VibeEncoder
 from haunt_fm.pipeline.taste.service import ensure_fresh_taste, no_taste_message, resolve_profile
+from haunt_fm.pipeline.vibes import GENERAL_VIBE, clean_vibe, normalize_vibe
 
 MAX_LIMIT = 500
 # HNSW candidate list (hnsw.ef_search). Near the taste vector the eligible rows sit
@@ -76,14 +76,40 @@ class Query(NamedTuple):
     probes: list[tuple[np.ndarray, float]]
 
 
+class VibeVector(NamedTuple):
+    """A vibe's vector, or why it could not be had (raised only if the query turns out to need it)."""
+
+    vector: np.ndarray | None
+    error: AppError | None = None
+
+    def require(self) -> np.ndarray:
+        if self.vector is None:
+            assert self.error is not None
+            raise self.error
+        return self.vector
+
+
+async def vibe_vector(*, vibe: str | None, alpha: float, vibe_encoder: VibeEncoder) -> VibeVector | None:
+    """Encode the vibe BEFORE the request's session does any work: the encoder may wait for a
+    worker, and a request must not hold a pooled connection while it waits. With alpha 1 the
+    vibe is needed only when the profile has no taste yet, so a failure is kept for later."""
+    if vibe is None:
+        return None
+    try:
+        return VibeVector(await vibe_encoder.encode(text=vibe))
+    except AppError as exc:
+        if alpha < 1.0:
+            raise
+        return VibeVector(None, exc)
+
+
 async def query_vector(
     session: AsyncSession,
     *,
     profile: Profile,
-    vibe: str | None,
+    vibe: VibeVector | None,
     alpha: float,
     settings: Settings,
-    vibe_encoder: VibeEncoder,
 ) -> Query:
     """The unit query vector for this profile, vibe and alpha; 409 when there is nothing to ask with."""
     taste = None
@@ -98,7 +124,7 @@ async def query_vector(
         return Query(taste, "taste", [(taste, 1.0)])
     if taste is not None and alpha == 1.0:
         return Query(taste, "taste", [(taste, 1.0)])
-    vibe_vec = await vibe_encoder.encode(session, text=vibe)
+    vibe_vec = vibe.require()
     if taste is None or alpha == 0.0:
         return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
     blended = _unit(alpha * taste + (1.0 - alpha) * vibe_vec)
@@ -174,13 +200,14 @@ async def get_recommendations(
     settings: Settings,
     vibe_encoder: VibeEncoder,
     exclude_track_ids: Iterable[int] = (),
+    encoded: VibeVector | None = None,
 ) -> RecommendationsOut:
     """Recommendations with the query that produced them (the /api/recommendations document)."""
     vibe = _validate(limit=limit, alpha=alpha, vibe=vibe)
+    if encoded is None:
+        encoded = await vibe_vector(vibe=vibe, alpha=alpha, vibe_encoder=vibe_encoder)
     prof = await resolve_profile(session, profile)
-    query = await query_vector(
-        session, profile=prof, vibe=vibe, alpha=alpha, settings=settings, vibe_encoder=vibe_encoder
-    )
+    query = await query_vector(session, profile=prof, vibe=encoded, alpha=alpha, settings=settings)
     items = await _search(
         session, profile=prof, query=query, vibe=vibe, limit=limit, exclude_track_ids=exclude_track_ids
     )
@@ -204,6 +231,7 @@ async def recommend(
     settings: Settings,
     vibe_encoder: VibeEncoder,
     exclude_track_ids: Iterable[int] = (),
+    encoded: VibeVector | None = None,
 ) -> list[RecommendationOut]:
     """The profile's recommendations, best first, never a listened, disliked or excluded track."""
     result = await get_recommendations(
@@ -215,5 +243,6 @@ async def recommend(
         settings=settings,
         vibe_encoder=vibe_encoder,
         exclude_track_ids=exclude_track_ids,
+        encoded=encoded,
     )
     return result.recommendations

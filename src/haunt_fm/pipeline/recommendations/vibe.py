@@ -2,8 +2,11 @@
 
 An API process may or may not hold the model. `VibeEncoder.encode` answers from the
 cache when it can; otherwise it embeds in-process (off the event loop) when an embedder
-is loaded; otherwise it leaves a `pending` row that any worker, on any machine, fills
-through `process_pending_texts`, and waits for it.
+is loaded; otherwise it queues the text (`TEXT_STAGE`) for any worker on any machine and
+waits for the worker's NOTIFY. It never holds a pooled connection while it waits: every
+read and write is its own short transaction, so call it before the request's own session
+does any work. With no worker able to embed (none running, or none has a model loaded)
+it answers at once, saying why.
 """
 
 from __future__ import annotations
@@ -16,40 +19,20 @@ from typing import Annotated, Any, Protocol
 
 import numpy as np
 from fastapi import Depends, Request
-from pydantic import AfterValidator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from haunt_fm.db.base import EMBEDDING_DIM
 from haunt_fm.db.session import transaction
 from haunt_fm.errors import Unavailable
-from haunt_fm.pipeline.recommendations import repository as repo
+from haunt_fm.pipeline.embeddings import repository as embeddings
+from haunt_fm.pipeline.embeddings.models import TEXTS_DONE, WORKER_STALE_SECONDS
+from haunt_fm.pipeline.embeddings.vectors import unit_rows
+from haunt_fm.pipeline.vibes import normalize_vibe
+from haunt_fm.queue import Wakeups
 
 log = logging.getLogger(__name__)
 
-VIBE_MAX_CHARS = 200
-POLL_SECONDS = 0.1
-# How many pending texts one worker batch claims at most.
-TEXT_BATCH = 32
-
-
-def normalize_vibe(text: str) -> str:
-    """The cache key and feedback context of a vibe: casefolded, whitespace collapsed."""
-    return " ".join(text.split()).casefold()
-
-
-def clean_vibe(value: str) -> str:
-    """Trim a vibe and check it: non-blank, at most 200 characters, no NUL."""
-    if "\x00" in value:
-        raise ValueError("the vibe must not contain NUL characters")
-    value = value.strip()
-    if not value:
-        raise ValueError("the vibe must not be blank")
-    if len(value) > VIBE_MAX_CHARS:
-        raise ValueError(f"the vibe must be at most {VIBE_MAX_CHARS} characters")
-    return value
-
-
-VibeStr = Annotated[str, AfterValidator(clean_vibe)]
+# Without LISTEN (or as a safety net), look at the cache again this often while waiting.
+POLL_SECONDS = 1.0
 
 
 class TextEmbedder(Protocol):
@@ -63,18 +46,6 @@ def _model_name(embedder: Any) -> str | None:
     return str(name) if name else None
 
 
-def _unit_rows(vectors: Any, n: int) -> np.ndarray:
-    """Check the embedder's answer (n, 512), finite, and L2-normalise it."""
-    arr = np.asarray(vectors, dtype=np.float32)
-    if arr.shape != (n, EMBEDDING_DIM):
-        raise ValueError(f"the text model returned shape {arr.shape}, expected ({n}, {EMBEDDING_DIM})")
-    norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    if not np.all(np.isfinite(arr)) or np.any(norms == 0):
-        raise ValueError("the text model returned a zero or non-finite vector")
-    normalised: np.ndarray = arr / norms
-    return normalised
-
-
 class VibeEncoder:
     """Turns vibe text into a unit vector: cache, in-process model, or a worker via the queue."""
 
@@ -84,31 +55,39 @@ class VibeEncoder:
         session_factory: async_sessionmaker[AsyncSession],
         embedder: TextEmbedder | None = None,
         timeout_s: float = 20.0,
-        poll_s: float = POLL_SECONDS,
         model_id: str | None = None,
+        wakeups: Wakeups | None = None,
+        poll_s: float = POLL_SECONDS,
     ) -> None:
         self.session_factory = session_factory
         self.embedder = embedder
         # Which text model the vectors must come from: a vector cached by another model
-        # (HAUNTFM_CLAP_TEXT_MODEL changed) lives in another space and is embedded again.
+        # lives in another space and is embedded again.
         self.model_id = _model_name(embedder) if embedder is not None else model_id
         self.timeout_s = timeout_s
+        self.wakeups = wakeups
         self.poll_s = poll_s
 
-    async def encode(self, session: AsyncSession, *, text: str) -> np.ndarray:
+    async def encode(self, *, text: str) -> np.ndarray:
         """The unit vector of `text` (already validated); 503 when nothing can embed it in time."""
         norm = normalize_vibe(text)
-        cached = await repo.cached_text(session, text_norm=norm)
-        if cached is not None and self._usable(cached):
-            return np.asarray(cached["embedding"], dtype=np.float32)
+        cached = await self._cached(norm)
+        if cached is not None:
+            return cached
         if self.embedder is not None:
             return await self._embed_here(text=text, norm=norm)
         return await self._wait_for_worker(text=text, norm=norm)
 
+    async def _cached(self, norm: str) -> np.ndarray | None:
+        async with self.session_factory() as session:
+            row = await embeddings.cached_text(session, text_norm=norm)
+        if row is not None and self._usable(row):
+            return np.asarray(row["embedding"], dtype=np.float32)
+        return None
+
     def _usable(self, row: Any) -> bool:
         return (
-            row is not None
-            and row["status"] == "done"
+            row["status"] == "done"
             and row["embedding"] is not None
             and (self.model_id is None or row["model"] == self.model_id)
         )
@@ -118,7 +97,7 @@ class VibeEncoder:
         assert embedder is not None
         try:
             raw = await asyncio.to_thread(embedder.embed_text, [norm])
-            vector = _unit_rows(raw, 1)[0]
+            vector = unit_rows(raw, 1)[0]
         except Exception as exc:
             log.exception("embedding the vibe text failed")
             raise Unavailable(
@@ -126,19 +105,44 @@ class VibeEncoder:
                 "or check the worker's errors in /api/status."
             ) from exc
         async with transaction(self.session_factory) as session:
-            await repo.store_text_embedding(
+            await embeddings.store_text(
                 session, text_norm=norm, text=text, embedding=vector, model=_model_name(embedder)
             )
         return vector
 
+    async def _no_worker_can_embed(self) -> str | None:
+        """Why no worker can embed a text right now, or None when one can."""
+        async with self.session_factory() as session:
+            workers = await embeddings.live_workers(session, stale_seconds=WORKER_STALE_SECONDS)
+        if any(w["model_loaded"] for w in workers):
+            return None
+        if not workers:
+            return (
+                "No embedding worker is running to embed the vibe text; start `haunt-fm worker` "
+                "or enable HAUNTFM_EMBEDDING_WORKER_ENABLED."
+            )
+        failing = [w for w in workers if w["state"] == "error" and w["last_error"]]
+        if failing:
+            return (
+                f"The embedding worker can't embed the vibe text: it has no model loaded "
+                f"({failing[0]['last_error']}). See /api/status."
+            )
+        return (
+            "The embedding worker is still loading its model, so it can't embed the vibe text yet; "
+            "try again in a minute (progress in /api/status)."
+        )
+
     async def _wait_for_worker(self, *, text: str, norm: str) -> np.ndarray:
-        # Committed on its own, so a worker on another machine sees the request at once.
+        # Queued either way: a worker that starts (or finishes loading) later embeds it.
         async with transaction(self.session_factory) as session:
-            await repo.request_text_embedding(session, text_norm=norm, text=text, model=self.model_id)
+            await embeddings.request_text(session, text_norm=norm, text=text, model=self.model_id)
+        reason = await self._no_worker_can_embed()
+        if reason is not None:
+            raise Unavailable(reason)
         deadline = time.monotonic() + self.timeout_s
         while True:
             async with self.session_factory() as session:
-                row = await repo.cached_text(session, text_norm=norm)
+                row = await embeddings.cached_text(session, text_norm=norm)
             if row is not None and self._usable(row):
                 return np.asarray(row["embedding"], dtype=np.float32)
             if row is not None and row["status"] == "failed":
@@ -148,46 +152,14 @@ class VibeEncoder:
                 )
             left = deadline - time.monotonic()
             if left <= 0:
-                async with self.session_factory() as session:
-                    workers = await repo.live_workers(session)
-                if workers:
-                    raise Unavailable(
-                        f"The embedding worker did not embed the vibe text within {self.timeout_s:g} s; "
-                        "it may be busy with a batch. Try again shortly."
-                    )
                 raise Unavailable(
-                    "No embedding worker is running to embed the vibe text; start `haunt-fm worker` "
-                    "or enable HAUNTFM_EMBEDDING_WORKER_ENABLED."
+                    f"The embedding worker did not embed the vibe text within {self.timeout_s:g} s; "
+                    "it may be busy with a batch. Try again shortly."
                 )
-            await asyncio.sleep(min(self.poll_s, left))
-
-
-async def process_pending_texts(
-    session_factory: async_sessionmaker[AsyncSession], embedder: TextEmbedder, *, limit: int = TEXT_BATCH
-) -> int:
-    """Claim pending vibe texts (FOR UPDATE SKIP LOCKED), embed them in one batch, store them.
-
-    Returns how many rows were claimed. A worker that dies mid-batch rolls back and
-    leaves the rows pending for the next one.
-    """
-    async with transaction(session_factory) as session:
-        rows = await repo.claim_pending_texts(session, limit=limit)
-        if not rows:
-            return 0
-        norms = [r["text_norm"] for r in rows]
-        try:
-            raw = await asyncio.to_thread(embedder.embed_text, norms)
-            vectors = _unit_rows(raw, len(norms))
-        except Exception as exc:
-            log.exception("embedding %d vibe text(s) failed", len(norms))
-            await repo.fail_texts(session, text_norms=norms, error=f"{type(exc).__name__}: {exc}"[:500])
-            return len(norms)
-        model = _model_name(embedder)
-        for row, vector in zip(rows, vectors, strict=True):
-            await repo.store_text_embedding(
-                session, text_norm=row["text_norm"], text=row["text"], embedding=vector, model=model
-            )
-        return len(norms)
+            if self.wakeups is not None and self.wakeups.listening:
+                await self.wakeups.wait(TEXTS_DONE, min(left, self.poll_s * 5))
+            else:
+                await asyncio.sleep(min(self.poll_s, left))
 
 
 def get_vibe_encoder(request: Request) -> VibeEncoder:
@@ -198,6 +170,7 @@ def get_vibe_encoder(request: Request) -> VibeEncoder:
         embedder=getattr(state, "embedder", None),
         timeout_s=state.settings.vibe_embed_timeout_seconds,
         model_id=text_model_id(state.settings),
+        wakeups=getattr(state, "wakeups", None),
     )
 
 

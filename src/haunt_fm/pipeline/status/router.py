@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from haunt_fm.deps import SessionDep, SettingsDep
 from haunt_fm.pipeline.status import service
+from haunt_fm.pipeline.status.schemas import StatusOut
 
 router = APIRouter(tags=["status"])
 
@@ -26,8 +25,8 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
-@router.get("/api/status", summary="Full pipeline status")
-async def status(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+@router.get("/api/status", response_model=StatusOut, summary="Full pipeline status")
+async def status(request: Request, session: SessionDep, settings: SettingsDep) -> StatusOut:
     return await service.pipeline_status(
         session, settings=settings, local_worker=getattr(request.app.state, "embedding_worker", None)
     )

@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haunt_fm import __version__
 from haunt_fm.config import Settings
+from haunt_fm.pipeline.embeddings.models import WORKER_STALE_SECONDS
 from haunt_fm.pipeline.status import repository
+from haunt_fm.pipeline.status.schemas import StatusOut
 
-# A worker whose heartbeat is older than this is considered gone.
-WORKER_STALE_AFTER = timedelta(minutes=5)
+# A worker whose heartbeat is older than twice its interval is gone (killed, crashed).
+WORKER_STALE_AFTER = timedelta(seconds=WORKER_STALE_SECONDS)
 
 
 def _worker_summary(settings: Settings, alive: list[dict[str, Any]], *, local: Any) -> dict[str, Any]:
@@ -72,7 +74,7 @@ def _live_run(running: Any) -> dict[str, Any] | None:
 
 async def pipeline_status(
     session: AsyncSession, *, settings: Settings, local_worker: Any = None
-) -> dict[str, Any]:
+) -> StatusOut:
     """The whole /api/status document."""
     preview = {"pending": 0, "found": 0, "not_found": 0, "failed": 0}
     embedding = {"pending": 0, "done": 0, "failed": 0, "waiting": 0}
@@ -89,42 +91,44 @@ async def pipeline_status(
     discovery = states.get("discovery", {})
     previews_state = states.get("previews", {})
     feedback = await repository.feedback_count(session)
-    return {
-        "status": "ok",
-        "database": "ok",
-        "version": __version__,
-        "pipeline": {
-            "listens": sum(int(p["listens"]) for p in profiles),
-            "listened_tracks": listened_tracks,
-            "tracks": tracks,
-            "candidates": tracks - listened_tracks,
-            "preview": preview,
-            "embedding": embedding,
-        },
-        "worker": _worker_summary(settings, workers, local=local_worker),
-        "discovery": {
-            "lastfm_configured": settings.lastfm_configured,
-            "last_run_at": discovery.get("last_run_at"),
-            "last_run": discovery.get("last_run"),
-            "last_error": discovery.get("last_error"),
-            "running": _live_run(discovery.get("running")),
-        },
-        "previews": {
-            "enabled": settings.preview_worker_enabled,
-            "rate_per_minute": settings.itunes_rate_per_minute,
-            "last_lookup_at": previews_state.get("last_lookup_at"),
-            "last_error": previews_state.get("last_error"),
-            "last_error_at": previews_state.get("last_error_at"),
-        },
-        "homeassistant": {"configured": settings.ha_configured},
-        "profiles": [
-            {
-                "name": p["name"],
-                "display_name": p["display_name"],
-                "listens": p["listens"],
-                "taste_built_at": p["taste_built_at"],
-            }
-            for p in profiles
-        ],
-        "feedback": feedback,
-    }
+    return StatusOut.model_validate(
+        {
+            "status": "ok",
+            "database": "ok",
+            "version": __version__,
+            "pipeline": {
+                "listens": sum(int(p["listens"]) for p in profiles),
+                "listened_tracks": listened_tracks,
+                "tracks": tracks,
+                "candidates": tracks - listened_tracks,
+                "preview": preview,
+                "embedding": embedding,
+            },
+            "worker": _worker_summary(settings, workers, local=local_worker),
+            "discovery": {
+                "lastfm_configured": settings.lastfm_configured,
+                "last_run_at": discovery.get("last_run_at"),
+                "last_run": discovery.get("last_run"),
+                "last_error": discovery.get("last_error"),
+                "running": _live_run(discovery.get("running")),
+            },
+            "previews": {
+                "enabled": settings.preview_worker_enabled,
+                "rate_per_minute": settings.itunes_rate_per_minute,
+                "last_lookup_at": previews_state.get("last_lookup_at"),
+                "last_error": previews_state.get("last_error"),
+                "last_error_at": previews_state.get("last_error_at"),
+            },
+            "homeassistant": {"configured": settings.ha_configured},
+            "profiles": [
+                {
+                    "name": p["name"],
+                    "display_name": p["display_name"],
+                    "listens": p["listens"],
+                    "taste_built_at": p["taste_built_at"],
+                }
+                for p in profiles
+            ],
+            "feedback": feedback,
+        }
+    )

@@ -1,7 +1,8 @@
 """A track: one song, whatever source named it (identity = normalised artist + title).
 
-The preview-lookup and embedding stages hand work to each other through status
-columns on this row, claimed with FOR UPDATE SKIP LOCKED and a lease.
+The discovery, preview-lookup and embedding stages hand work to each other through their
+queue columns on this row (see `haunt_fm.queue.stage`), claimed with FOR UPDATE SKIP LOCKED
+and a heartbeat-renewed lease.
 """
 
 from __future__ import annotations
@@ -35,11 +36,20 @@ class Track(Base):
     listened: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # Summed Last.fm match score over all seeds: candidates are looked up best-first.
     discovery_score: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    # Listens of it (any profile, duplicates aside) and the latest: seeds go most played first.
+    play_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Last.fm metadata
     mbid: Mapped[str | None] = mapped_column(Text)
     lastfm_url: Mapped[str | None] = mapped_column(Text)
     lastfm_expanded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Discovery stage (seeds), on the lease queue: due when never expanded or expanded long ago.
+    discovery_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    discovery_error: Mapped[str | None] = mapped_column(Text)
+    discovery_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    discovery_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    discovery_lease_owner: Mapped[str | None] = mapped_column(Text)
 
     # Preview lookup stage (iTunes)
     preview_status: Mapped[str] = mapped_column(String(16), server_default="pending")
@@ -54,6 +64,7 @@ class Track(Base):
     preview_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     preview_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     preview_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    preview_lease_owner: Mapped[str | None] = mapped_column(Text)
 
     # Embedding stage (CLAP): "waiting" until a preview is found, then "pending".
     embedding_status: Mapped[str] = mapped_column(String(16), server_default="waiting")
@@ -75,6 +86,12 @@ class Track(Base):
             "listened",
             "discovery_score",
             postgresql_where=text("embedding_status = 'pending'"),
+        ),
+        Index(
+            "ix_tracks_discovery_queue",
+            "lastfm_expanded_at",
+            "play_count",
+            postgresql_where=text("listened"),
         ),
         Index("ix_tracks_preview_status", "preview_status"),
         Index("ix_tracks_embedding_status", "embedding_status"),
