@@ -7,14 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from haunt_fm import __version__
 from haunt_fm.config import Settings
-from haunt_fm.db.session import create_engine, create_session_factory
 from haunt_fm.errors import install_error_handlers
 from haunt_fm.middleware import RequestGuardMiddleware, TokenAuthMiddleware
+from haunt_fm.runtime import open_runtime
 
 log = logging.getLogger(__name__)
 
@@ -32,30 +31,26 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url)
-        app.state.engine = engine
-        app.state.session_factory = create_session_factory(engine)
-        app.state.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(20.0, connect=10.0),
-            follow_redirects=True,
-            headers={"User-Agent": f"haunt-fm/{__version__}"},
-        )
-        app.state.embedding_worker = None
-        app.state.embedder = None
-        from haunt_fm import background
+        async with open_runtime(settings, database_url=database_url, listen=start_background) as runtime:
+            app.state.runtime = runtime
+            app.state.engine = runtime.engine
+            app.state.session_factory = runtime.sessions
+            app.state.http = runtime.http
+            app.state.wakeups = runtime.wakeups
+            app.state.embedding_worker = None
+            app.state.embedder = None
+            from haunt_fm import background
 
-        tasks = background.start(app, settings) if start_background else []
-        # Everything loaded so far (modules, the app, the model when in-process) lives for
-        # the whole run: move it out of the GC's sight, or each full collection walks it
-        # all and stalls every request in flight (seen as ~100 ms p99 spikes under load).
-        gc.collect()
-        gc.freeze()
-        try:
-            yield
-        finally:
-            await background.stop(tasks)
-            await app.state.http.aclose()
-            await engine.dispose()
+            tasks = background.start(app, runtime) if start_background else []
+            # Everything loaded so far (modules, the app, the model when in-process) lives for
+            # the whole run: move it out of the GC's sight, or each full collection walks it
+            # all and stalls every request in flight (seen as ~100 ms p99 spikes under load).
+            gc.collect()
+            gc.freeze()
+            try:
+                yield
+            finally:
+                await background.stop(tasks)
 
     app = FastAPI(
         title="haunt-fm",

@@ -1,4 +1,4 @@
-"""Background loops that run inside `serve`: preview lookup and the embedding worker."""
+"""Background loops that run inside `serve`: preview lookup, the embedding worker, and jobs."""
 
 from __future__ import annotations
 
@@ -8,21 +8,23 @@ import logging
 
 from fastapi import FastAPI
 
-from haunt_fm.config import Settings
+from haunt_fm.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def start(app: FastAPI, settings: Settings) -> list[asyncio.Task[None]]:
+def start(app: FastAPI, runtime: Runtime) -> list[asyncio.Task[None]]:
     """Start the loops the settings enable; returns their tasks."""
+    settings = runtime.settings
     tasks: list[asyncio.Task[None]] = []
     if settings.embedding_worker_enabled:
         from haunt_fm.worker.embedding import EmbeddingWorker
 
         worker = EmbeddingWorker(
             settings=settings,
-            session_factory=app.state.session_factory,
-            http=app.state.http,
+            session_factory=runtime.sessions,
+            http=runtime.http,
+            wakeups=runtime.wakeups,
             # Vibe texts are then embedded in-process, without a round trip through the queue.
             on_model_loaded=lambda embedder: setattr(app.state, "embedder", embedder),
         )
@@ -32,10 +34,16 @@ def start(app: FastAPI, settings: Settings) -> list[asyncio.Task[None]]:
         from haunt_fm.pipeline.previews.tasks import PreviewLookup
 
         lookup = PreviewLookup(
-            settings=settings, session_factory=app.state.session_factory, http=app.state.http
+            settings=settings, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
         )
         app.state.preview_lookup = lookup
         tasks.append(asyncio.create_task(lookup.run_forever(), name="preview-lookup"))
+    from haunt_fm.worker.jobs import job_runner
+
+    runner = job_runner(runtime)
+    app.state.job_runner = runner
+    if runner is not None:
+        tasks.append(asyncio.create_task(runner.run_forever(), name="jobs"))
     return tasks
 
 

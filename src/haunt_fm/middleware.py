@@ -53,7 +53,10 @@ class TokenAuthMiddleware:
             await _send_json(
                 send,
                 401,
-                {"detail": "This haunt-fm needs an API token: send 'Authorization: Bearer <token>'."},
+                {
+                    "detail": "This haunt-fm needs an API token: send 'Authorization: Bearer <token>'.",
+                    "error": "unauthorized",
+                },
                 ((b"www-authenticate", b"Bearer"),),
             )
             return
@@ -99,7 +102,7 @@ class RequestGuardMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await _send_json(send, 413, {"detail": self._too_large()})
+                    await _send_json(send, 413, {"detail": self._too_large(), "error": "payload_too_large"})
                     return
         query = scope.get("query_string", b"")
         if query:
@@ -107,16 +110,18 @@ class RequestGuardMiddleware:
             try:
                 texts = [unquote(p.decode("ascii"), errors="strict") for p in parts]
             except UnicodeError:
-                await _send_json(send, 422, {"detail": "The query string is not valid UTF-8."})
+                await _send_json(
+                    send, 422, {"detail": "The query string is not valid UTF-8.", "error": "invalid"}
+                )
                 return
             if any(_BAD_URL_TEXT.search(t) for t in texts):
-                await _send_json(send, 422, {"detail": _UNSTORABLE})
+                await _send_json(send, 422, {"detail": _UNSTORABLE, "error": "invalid"})
                 return
             kept = [p for p in parts if p and not p.endswith(b"=")]
             if len(kept) != len(parts):
                 scope = {**scope, "query_string": b"&".join(kept)}
         if _BAD_URL_TEXT.search(scope.get("path", "")):
-            await _send_json(send, 422, {"detail": _UNSTORABLE})
+            await _send_json(send, 422, {"detail": _UNSTORABLE, "error": "invalid"})
             return
         if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE"):
             await self.app(scope, receive, send)
@@ -132,14 +137,14 @@ class RequestGuardMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_json(send, 413, {"detail": self._too_large()})
+                await _send_json(send, 413, {"detail": self._too_large(), "error": "payload_too_large"})
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
         if _BAD_JSON_ESCAPE.search(body):
-            await _send_json(send, 422, {"detail": _UNSTORABLE})
+            await _send_json(send, 422, {"detail": _UNSTORABLE, "error": "invalid"})
             return
         delivered = False
 

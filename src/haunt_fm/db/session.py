@@ -16,6 +16,11 @@ def to_async_url(url: str) -> str:
     raise ValueError("HAUNTFM_DATABASE_URL must be a postgresql:// URL")
 
 
+def to_libpq_dsn(url: str) -> str:
+    """The URL as a plain `postgresql://` DSN (for asyncpg.connect, psql, pg_dump)."""
+    return "postgresql://" + to_async_url(url)[len("postgresql+asyncpg://") :]
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced, safe to print."""
     from sqlalchemy.engine import make_url

@@ -129,22 +129,15 @@ def worker() -> None:
 
 
 async def _run_worker(settings: Settings, url: str) -> None:
-    import httpx
-
-    from haunt_fm import __version__
-    from haunt_fm.db.session import create_engine, create_session_factory
+    from haunt_fm.runtime import open_runtime
     from haunt_fm.worker.embedding import EmbeddingWorker
 
-    engine = create_engine(url, pool_size=3)
-    async with httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=10.0), headers={"User-Agent": f"haunt-fm/{__version__}"}
-    ) as http:
-        worker = EmbeddingWorker(settings=settings, session_factory=create_session_factory(engine), http=http)
+    async with open_runtime(settings, database_url=url, pool_size=3) as runtime:
+        worker = EmbeddingWorker(
+            settings=settings, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
+        )
         typer.echo(f"embedding worker {worker.id} starting (model {settings.clap_model})", err=True)
-        try:
-            await worker.run_forever()
-        finally:
-            await engine.dispose()
+        await worker.run_forever()
 
 
 @app.command()
@@ -165,8 +158,8 @@ def playlist(
 
     from rich.console import Console
 
+    from haunt_fm.cli import playlists
     from haunt_fm.errors import AppError
-    from haunt_fm.pipeline.playlists import cli as playlists
 
     settings = get_settings()
     _setup_logging(settings)
@@ -194,8 +187,8 @@ def discover(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Expand listened tracks through Last.fm (what POST /api/admin/discover does), with progress."""
+    from haunt_fm.cli import discovery as command
     from haunt_fm.errors import AppError
-    from haunt_fm.pipeline.discovery import command
 
     settings = get_settings()
     _setup_logging(settings)
