@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +14,10 @@ from haunt_fm.clients._http import RetryPolicy
 from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack
 from haunt_fm.pipeline.previews.matching import best_match
 from tests.fakes import FakeItunes, Fault
-from tests.fakes.itunes import PLACEHOLDER_PREVIEW
+from tests.fakes.itunes import CONTENT_TYPE, PLACEHOLDER_PREVIEW
 from tests.support.limiter import StepLimiter
+
+RECORDED = Path(__file__).parent.parent / "fixtures" / "itunes"
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, jitter=0)
 
@@ -250,3 +253,54 @@ def test_parse_results_skips_non_songs() -> None:
         ],
     }
     assert [t.track_id for t in parse_results(payload)] == [3]
+
+
+# -- recorded bodies (tests/fixtures/itunes) -------------------------------------------------
+
+
+def replay(itunes: FakeItunes, name: str) -> str:
+    """Serve a recorded search body as Apple does (text/javascript) for the next request."""
+    body = (RECORDED / name).read_text(encoding="utf-8")
+    itunes.inject(Fault(200, body, CONTENT_TYPE))
+    return body
+
+
+async def test_recorded_search_with_blank_lines_and_decoys(client: ItunesClient, itunes: FakeItunes) -> None:
+    body = replay(itunes, "search.get-lucky.txt")
+    assert body.startswith("\n\n\n{") and '"resultCount":7' in body
+    results = await client.search("daft punk get lucky")
+    raw = await raw_get(f"{itunes.url}/search", params={"term": "x"})  # the stand-in answers the same way
+    assert raw.headers["content-type"] == CONTENT_TYPE
+    # Seven results: the music video is not a song; the decoys keep Apple's order, first.
+    assert [(t.track_id, t.artist_name) for t in results] == [
+        (1440931201, "Party Tyme Karaoke"),
+        (1440931202, "Done Again"),
+        (1440931203, "The Daft Tribute Band"),
+        (1440931204, "Acoustic Covers Collective"),
+        (617154366, "Daft Punk"),
+        (617154367, "Daft Punk"),
+    ]
+    real, radio_edit = results[-2:]
+    assert real == ItunesTrack(
+        track_id=617154366,
+        artist_name="Daft Punk",
+        track_name="Get Lucky (feat. Pharrell Williams & Nile Rodgers)",
+        collection_name="Random Access Memories",
+        preview_url="https://audio-ssl.itunes.apple.com/itunes-assets/AudioPreview115/v4/aa/bb/cc/"
+        "mzaf_617154366.plus.aac.p.m4a",
+        track_time_millis=369629,
+        primary_genre_name="Dance",
+        artwork_url="https://is1-ssl.mzstatic.com/image/thumb/Music/617154241/100x100bb.jpg",
+        track_view_url="https://music.apple.com/us/album/x/617154241?i=617154366&uo=4",
+        kind="song",
+        wrapper_type="track",
+    )
+    assert radio_edit.preview_url is None  # no previewUrl key in the body
+    assert "Karaoke" in results[0].track_name
+
+
+async def test_recorded_zero_results(client: ItunesClient, itunes: FakeItunes) -> None:
+    body = replay(itunes, "search.zero-results.txt")
+    assert body.startswith("\n\n\n")
+    assert await client.search("zzzz no such song anywhere") == []
+    assert [r.status for r in itunes.requests] == [200]

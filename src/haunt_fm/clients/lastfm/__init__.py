@@ -1,21 +1,45 @@
-"""Last.fm client: similar-track discovery."""
+"""Last.fm client: similar tracks, tags, tag charts and a user's scrobbles."""
 
 from haunt_fm.clients.lastfm.client import (
     DEFAULT_BASE_URL,
+    MAX_RECENT_LIMIT,
     LastfmAuthError,
     LastfmClient,
     LastfmError,
+    LastfmPrivateProfile,
+    LastfmUserNotFound,
+    Paging,
+    RecentTracksPage,
+    Scrobble,
     SimilarResult,
     SimilarTrack,
+    TagTopTracks,
+    TagTrack,
+    TopTag,
+    parse_recent_tracks,
     parse_similar,
+    parse_tag_top_tracks,
+    parse_top_tags,
 )
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MAX_RECENT_LIMIT",
     "LastfmAuthError",
     "LastfmClient",
     "LastfmError",
+    "LastfmPrivateProfile",
+    "LastfmUserNotFound",
+    "Paging",
+    "RecentTracksPage",
+    "Scrobble",
     "SimilarResult",
     "SimilarTrack",
+    "TagTopTracks",
+    "TagTrack",
+    "TopTag",
+    "parse_recent_tracks",
     "parse_similar",
+    "parse_tag_top_tracks",
+    "parse_top_tags",
 ]
