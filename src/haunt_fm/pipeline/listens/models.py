@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haunt_fm.db.base import Base
+
+LISTEN_SOURCES = ("webhook", "ha_history", "lastfm", "listenbrainz")
 
 
 class ListenEvent(Base):
@@ -26,10 +28,13 @@ class ListenEvent(Base):
     speaker_entity: Mapped[str | None] = mapped_column(Text)
     media_content_id: Mapped[str | None] = mapped_column(Text)
     duration_s: Mapped[int | None] = mapped_column(Integer)
+    # Where it came from: the webhook, Home Assistant's history (reconciliation), or an import.
+    source: Mapped[str] = mapped_column(Text, server_default=text("'webhook'"))
 
     # The 60-second duplicate rule is an exclusion constraint (see migration 0001):
     # no two events of one (track, profile) whose [played_at, played_at + 60 s) overlap.
     __table_args__ = (
+        CheckConstraint(f"source IN ({', '.join(repr(s) for s in LISTEN_SOURCES)})", name="source"),
         Index("ix_listen_events_profile_played", "profile_id", "played_at"),
         Index("ix_listen_events_played", "played_at"),
         # Taste staleness: "any listen received since the profile was built?"

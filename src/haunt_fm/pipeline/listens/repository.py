@@ -82,7 +82,7 @@ _RECENT_SQL = text(
     """
     SELECT e.id AS event_id, e.track_id, t.title, t.artist, coalesce(e.album, t.album) AS album,
            p.name AS profile, e.speaker_name, e.speaker_entity, e.played_at,
-           e.media_content_id, e.duration_s
+           e.media_content_id, e.duration_s, e.source
     FROM listen_events e
     JOIN tracks t ON t.id = e.track_id
     JOIN profiles p ON p.id = e.profile_id

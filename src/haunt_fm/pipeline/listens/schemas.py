@@ -72,6 +72,9 @@ class ListenOut(BaseModel):
     played_at: datetime
     media_content_id: str | None = None
     duration_s: int | None = None
+    source: Literal["webhook", "ha_history", "lastfm", "listenbrainz"] = Field(
+        description="Where the listen came from: the webhook, Home Assistant's history, or an import."
+    )
 
 
 class RecentListens(BaseModel):
