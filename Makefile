@@ -9,7 +9,7 @@ PORT   ?= 8321
 # Elsewhere use `make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu` to avoid a CUDA build.
 TORCH_INDEX_URL ?=
 
-.PHONY: setup run worker test lint typecheck unit bench clean
+.PHONY: setup run worker test lint typecheck unit bench image-check clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+
+# Builds deploy/Dockerfile for real (buildah, FROM a debootstrapped Debian bookworm) and runs
+# the image's own entrypoint under chroot against a local PostgreSQL. Root; minutes the first
+# time; not part of `make test`. See scripts/image-check.sh.
+image-check: setup
+	bash scripts/image-check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

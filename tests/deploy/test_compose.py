@@ -1,8 +1,9 @@
 """deploy/: the compose file, the Dockerfile and the container entrypoint.
 
-No Docker engine runs in CI, so the image is not built here; what the image runs is run
-here instead: the entrypoint script with the Dockerfile's own CMD, against a fresh
-database, and `alembic upgrade head` as `docker exec haunt-fm alembic upgrade head` does.
+No Docker engine runs in CI, so the image is not built here (`make image-check` builds it
+with buildah and runs it under chroot); what the image runs is run here instead: the
+entrypoint script with the Dockerfile's own CMD, against a fresh database, and
+`alembic upgrade head` as `docker exec haunt-fm alembic upgrade head` does.
 """
 
 from __future__ import annotations
@@ -134,15 +135,27 @@ def test_compose_database_is_internal_and_healthchecked() -> None:
 # -- Dockerfile ------------------------------------------------------------------------------
 
 
+def _args() -> dict[str, str]:
+    """ARG name -> default, in the order declared (the first ones before FROM)."""
+    return dict(arg.partition("=")[::2] for arg in _instructions("ARG"))
+
+
 def test_dockerfile_base_torch_user_and_volumes() -> None:
+    # The base is a build argument (the image check builds FROM a local Debian) whose default
+    # is the published one; ARGs declared before FROM are visible only to FROM.
+    instructions = [instruction for instruction, _ in _dockerfile()]
+    assert instructions[:2] == ["ARG", "FROM"]
     (base,) = _instructions("FROM")
-    assert base == "python:3.11-slim"
+    assert base == "${BASE_IMAGE}"
+    assert _args()["BASE_IMAGE"] == "python:3.11-slim"
     runs = _instructions("RUN")
     torch_step = next(r for r in runs if "torch==" in r)
-    assert "--index-url https://download.pytorch.org/whl/cpu" in torch_step
+    assert _args()["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert '--index-url "${TORCH_INDEX_URL}"' in torch_step
     assert '"torch==2.13.0"' in torch_step
     package_step = next(r for r in runs if "pip install ." in r)
     assert runs.index(torch_step) < runs.index(package_step), "torch (CPU) goes in before the package"
+    assert "torch.version.cuda is None" in package_step, "the build fails if a CUDA torch slipped in"
     (user,) = _instructions("USER")
     assert user not in {"root", "0"}
     assert any("useradd" in r and user in r for r in runs)
@@ -186,6 +199,18 @@ def test_dockerfile_workdir_holds_alembic_ini_and_copies_exist() -> None:
     (name,) = _exec_form(entrypoint)
     assert any(c == ["deploy/entrypoint.sh", f"/usr/local/bin/{name}"] for c in copies)
     assert os.access(DEPLOY / "entrypoint.sh", os.X_OK)
+
+
+def test_image_check_passes_only_arguments_the_dockerfile_declares() -> None:
+    """scripts/image-check.sh builds the real image (`make image-check`, not in `make test`)."""
+    script = (REPO / "scripts" / "image-check.sh").read_text(encoding="utf-8")
+    passed = set(re.findall(r'--build-arg "([A-Z_]+)=', script))
+    assert passed == {"BASE_IMAGE", "TORCH_INDEX_URL"}
+    assert passed <= set(_args())
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^image-check:.*\n\t.*scripts/image-check\.sh", makefile, re.M)
+    test_target = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert test_target and "image-check" not in test_target.group(1)
 
 
 # -- what the container runs, run here -------------------------------------------------------
