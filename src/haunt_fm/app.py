@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from haunt_fm import __version__
 from haunt_fm.config import Settings
+from haunt_fm.db.embedded import EmbeddedPostgres
+from haunt_fm.db.supervisor import DatabaseSupervisor
 from haunt_fm.errors import install_error_handlers
-from haunt_fm.middleware import RequestGuardMiddleware, TokenAuthMiddleware
-from haunt_fm.runtime import open_runtime
+from haunt_fm.middleware import DatabaseAwayMiddleware, RequestGuardMiddleware, TokenAuthMiddleware
+from haunt_fm.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +29,19 @@ When `HAUNTFM_API_TOKEN` is set every `/api/*` call needs `Authorization: Bearer
 """
 
 
-def create_app(settings: Settings, *, database_url: str, start_background: bool = True) -> FastAPI:
-    """Build the app against `database_url` (schema already upgraded)."""
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str,
+    start_background: bool = True,
+    embedded: EmbeddedPostgres | None = None,
+    on_fatal: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """Build the app against `database_url` (schema already upgraded).
+
+    `embedded`: the embedded server this process owns; it is supervised (restarted when it
+    dies; `on_fatal` is called with a sentence when it can't come back).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +56,10 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
             from haunt_fm import background
 
             tasks = background.start(app, runtime) if start_background else []
+            if embedded is not None:
+                tasks.append(
+                    asyncio.create_task(_supervise(app, runtime, embedded, on_fatal), name="db-supervisor")
+                )
             # Everything loaded so far (modules, the app, the model when in-process) lives for
             # the whole run: move it out of the GC's sight, or each full collection walks it
             # all and stalls every request in flight (seen as ~100 ms p99 spikes under load).
@@ -59,9 +77,11 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.db_away = None
     install_error_handlers(app)
     _include_routers(app)
     app.add_middleware(RequestGuardMiddleware)
+    app.add_middleware(DatabaseAwayMiddleware)
     app.add_middleware(
         TokenAuthMiddleware, token=settings.api_token.get_secret_value() if settings.api_token else None
     )
@@ -82,3 +102,25 @@ def _include_routers(app: FastAPI) -> None:
 
     for router in (status, listens, profiles, discovery, taste, recommendations, feedback, playlists, web):
         app.include_router(router)
+
+
+async def _supervise(
+    app: FastAPI, runtime: Runtime, embedded: EmbeddedPostgres, on_fatal: Callable[[str], None] | None
+) -> None:
+    """Restart the embedded PostgreSQL when it dies; answer 503 meanwhile."""
+
+    def down(message: str) -> None:
+        app.state.db_away = message
+
+    async def up() -> None:
+        # Every pooled connection died with the old server.
+        await runtime.engine.dispose()
+        app.state.db_away = None
+
+    def fatal(message: str) -> None:
+        app.state.db_away = message
+        log.critical("%s", message)
+        if on_fatal is not None:
+            on_fatal(message)
+
+    await DatabaseSupervisor(embedded, on_down=down, on_up=up, on_fatal=fatal).run()

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # How long a request waits for a worker to embed a new vibe text (then 503).
     vibe_embed_timeout_seconds: float = Field(default=20.0, ge=0, le=600)
 
+    # HTTP limits of `serve` (a slow or oversized request can't starve the others).
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    http_max_connections: int = Field(default=500, ge=10)
+
     log_level: str = "INFO"
 
     @field_validator("database_url", "api_token", "lastfm_api_key", "ha_token", mode="before")

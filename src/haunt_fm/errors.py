@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Any
@@ -11,6 +12,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
 
 
 def error_type(name: str) -> str:
@@ -55,6 +58,65 @@ class Unavailable(AppError):
     status_code = 503
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached right now (restarting, down, or every connection busy)."""
+
+
+# Seconds a client should wait before asking again while the database is away.
+RETRY_AFTER_SECONDS = 5
+# SQLSTATE classes and codes that mean "the connection, not the statement, failed".
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is unreachable or overloaded (not that a query was wrong)."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # the connection pool is exhausted
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        code = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+        if code and any(code.startswith(prefix) for prefix in _CONNECTION_SQLSTATES):
+            return True
+        return (
+            isinstance(exc, sa_exc.InterfaceError)
+            or _connection_failure(orig)
+            or _connection_failure(exc.__cause__)
+        )
+    return _connection_failure(exc)
+
+
+def _connection_failure(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    # asyncpg's "connection was closed in the middle of operation", "cannot connect now", ...
+    return type(exc).__module__.startswith("asyncpg") and type(exc).__name__ in {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "InterfaceError",
+        "PostgresConnectionError",
+    }
+
+
+def database_unavailable_response(message: str | None = None) -> JSONResponse:
+    """503 with a sentence and Retry-After: what every endpoint answers while the database is away."""
+    return JSONResponse(
+        {
+            "detail": message
+            or "The database is not reachable right now (restarting, or busy); try again in a few seconds.",
+            "error": "database_unavailable",
+        },
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 # Starlette's own errors (no route, wrong method, ...) get a sentence and a type too.
 _HTTP_ERRORS = {
     404: ("not_found", "There is no such page or endpoint; /docs lists the API."),
@@ -75,6 +137,30 @@ def install_error_handlers(app: FastAPI) -> None:
         # which its encoder refuses (a 500). Echo those as text instead.
         detail = _finite(jsonable_encoder(exc.errors(), sqlalchemy_safe=True))
         return JSONResponse({"detail": detail, "error": "validation_error"}, status_code=422)
+
+    from sqlalchemy import exc as sa_exc
+
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            log.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200])
+            return database_unavailable_response()
+        raise exc  # a real bug: the 500 handler below answers (and the traceback is logged)
+
+    for kind in (sa_exc.DBAPIError, sa_exc.TimeoutError, ConnectionError, OSError):
+        app.add_exception_handler(kind, _database)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            return database_unavailable_response()
+        # Never a plain-text 500: a sentence, a type, and the details in the server log.
+        return JSONResponse(
+            {
+                "detail": "Something went wrong inside haunt-fm; the server log has the details.",
+                "error": "internal_error",
+            },
+            status_code=500,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -159,3 +159,28 @@ class RequestGuardMiddleware:
 
     def _too_large(self) -> str:
         return f"The request body is larger than {self.max_bytes // 1024} KiB."
+
+
+class DatabaseAwayMiddleware:
+    """While the database is known to be away (restarting), /health and /api/* answer 503 at once.
+
+    `app.state.db_away` holds the sentence while it is away (set by the database supervisor).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            owner = scope.get("app")
+            away = getattr(getattr(owner, "state", None), "db_away", None)
+            path = scope.get("path", "")
+            if away and (path == "/health" or path.startswith("/api/")):
+                body = (
+                    {"status": "error", "database": away}
+                    if path == "/health"
+                    else {"detail": away, "error": "database_unavailable"}
+                )
+                await _send_json(send, 503, body, ((b"retry-after", b"5"),))
+                return
+        await self.app(scope, receive, send)

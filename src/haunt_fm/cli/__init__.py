@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import typer
 
@@ -47,8 +48,13 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 
 
 @contextlib.contextmanager
-def database(settings: Settings, *, attach: bool, attach_only: bool = False) -> Iterator[str]:
-    """The database URL, starting the embedded server when HAUNTFM_DATABASE_URL is unset."""
+def database(
+    settings: Settings, *, attach: bool, attach_only: bool = False, owned: list[Any] | None = None
+) -> Iterator[str]:
+    """The database URL, starting the embedded server when HAUNTFM_DATABASE_URL is unset.
+
+    `owned` receives the embedded server when this process started it (serve supervises it).
+    """
     from haunt_fm.db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
 
     if settings.database_url is not None:
@@ -61,6 +67,8 @@ def database(settings: Settings, *, attach: bool, attach_only: bool = False) -> 
         raise _fail(str(exc)) from None
     if server.owner:
         typer.echo(f"embedded PostgreSQL running (data: {server.paths.root})", err=True)
+        if owned is not None:
+            owned.append(server)
     # SIGTERM should stop the embedded server as cleanly as Ctrl-C does.
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -99,14 +107,33 @@ def serve(
     import uvicorn
 
     from haunt_fm.app import create_app
+    from haunt_fm.server import server_config
 
     settings = get_settings()
     _setup_logging(settings)
-    with database(settings, attach=False) as url:
+    owned: list[Any] = []
+    with database(settings, attach=False, owned=owned) as url:
         _upgrade(url)
-        application = create_app(settings, database_url=url)
+        fatal: list[str] = []
+        server: uvicorn.Server | None = None
+
+        def give_up(message: str) -> None:
+            # The embedded database could not be brought back: exit so a supervisor restarts us.
+            fatal.append(message)
+            if server is not None:
+                server.should_exit = True
+
+        application = create_app(
+            settings, database_url=url, embedded=owned[0] if owned else None, on_fatal=give_up
+        )
+        config = server_config(
+            application, host=host, port=port, settings=settings, log_level=settings.log_level.lower()
+        )
+        server = uvicorn.Server(config)
         typer.echo(f"haunt-fm listening on http://{host}:{port}", err=True)
-        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+        server.run()
+        if fatal:
+            raise _fail(fatal[0])
 
 
 @app.command()

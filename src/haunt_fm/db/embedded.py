@@ -76,6 +76,18 @@ class _Paths:
         return Path(tempfile.gettempdir()) / f"haunt-fm-{digest}"
 
 
+def _is_postgres_for(pid: int, pgdata: Path) -> bool:
+    """Whether process `pid` is a postgres server started on `pgdata` (Linux /proc)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not argv or not Path(argv[0].decode(errors="replace")).name.startswith("postgres"):
+        return False
+    wanted = {str(pgdata), str(pgdata.resolve())}
+    return any(arg.decode(errors="replace") in wanted for arg in argv[1:])
+
+
 class EmbeddedPostgres:
     """Start, attach to and stop the embedded server under `data_dir`."""
 
@@ -126,6 +138,8 @@ class EmbeddedPostgres:
                 # A previous owner died without stopping its server: stop it so we start clean.
                 log.warning("stopping a PostgreSQL left running by a previous haunt-fm process")
                 self._pg_ctl(["-m", "fast", "-w", "-t", "30", "stop"], check=False)
+            if not self._server_running():
+                self._remove_stale_pidfile()
             self._start_server()
             self._ensure_database()
         except BaseException:
@@ -188,21 +202,47 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             return None
 
-    def _server_running(self) -> bool:
+    def _server_pid(self) -> int | None:
+        """The PID in postmaster.pid when that process is THIS data directory's postgres, else None.
+
+        A PID left in a stale file may since belong to any other process: it is never
+        reported (so never signalled) unless /proc says it runs postgres on our data dir.
+        """
         pidfile = self.paths.pgdata / "postmaster.pid"
-        if not pidfile.exists():
-            return False
         try:
-            pid = int(pidfile.read_text().splitlines()[0])
+            lines = pidfile.read_text().splitlines()
+            pid = int(lines[0])
         except (OSError, ValueError, IndexError):
-            return False
+            return None
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return False
+            return None
         except PermissionError:
-            return True
-        return True
+            pass  # alive, and not ours to signal: check what it is below
+        return pid if _is_postgres_for(pid, self.paths.pgdata) else None
+
+    def _server_running(self) -> bool:
+        return self._server_pid() is not None
+
+    def is_running(self) -> bool:
+        """Whether this data directory's postmaster is alive (cheap: a pid file and /proc)."""
+        return self._server_running()
+
+    def restart(self) -> None:
+        """Start the server again after it died (we must own the directory); raises on failure."""
+        if not self.owner:
+            raise EmbeddedDatabaseError("only the process that owns the data directory may restart it")
+        if self._server_running():
+            return
+        self._remove_stale_pidfile()
+        self._start_server()
+
+    def _remove_stale_pidfile(self) -> None:
+        # We hold the directory's lock and its postmaster is dead (or the PID is someone else's):
+        # the file is stale, and postgres itself would refuse to start if the PID is alive.
+        with contextlib.suppress(FileNotFoundError):
+            (self.paths.pgdata / "postmaster.pid").unlink()
 
     def _prepare_user(self) -> None:
         """PostgreSQL refuses to run as root: as root, run it as an unprivileged user."""

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 # One pass over tracks gives every stage count: with 200k tracks the whole status took
 # 161 ms with three count(*) passes and two GROUP BYs, 57 ms like this.
@@ -35,6 +35,11 @@ _WORKERS_SQL = text(
 )
 _STATE_SQL = text("SELECT key, value FROM app_state WHERE key IN ('discovery', 'previews')")
 _FEEDBACK_SQL = text("SELECT count(*) FROM feedback")
+
+
+async def ping(conn: AsyncConnection) -> None:
+    """One round trip: raises when the database is not reachable."""
+    await conn.execute(text("SELECT 1"))
 
 
 async def track_counts(session: AsyncSession) -> list[dict[str, Any]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from haunt_fm.deps import SessionDep, SettingsDep
-from haunt_fm.pipeline.status import service
+from haunt_fm.errors import RETRY_AFTER_SECONDS
+from haunt_fm.pipeline.status import repository, service
 from haunt_fm.pipeline.status.schemas import StatusOut
 
 router = APIRouter(tags=["status"])
@@ -17,11 +17,15 @@ router = APIRouter(tags=["status"])
 async def health(request: Request) -> JSONResponse:
     try:
         async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            await repository.ping(conn)
     except Exception as exc:  # any failure to reach the database is "unhealthy"
         reason = type(exc).__name__
         message = str(exc).splitlines()[0][:200] if str(exc) else reason
-        return JSONResponse({"status": "error", "database": f"{reason}: {message}"}, status_code=503)
+        return JSONResponse(
+            {"status": "error", "database": f"{reason}: {message}"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
