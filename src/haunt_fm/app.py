@@ -16,6 +16,7 @@ from haunt_fm.db.embedded import EmbeddedPostgres
 from haunt_fm.db.supervisor import DatabaseSupervisor
 from haunt_fm.errors import install_error_handlers
 from haunt_fm.middleware import DatabaseAwayMiddleware, RequestGuardMiddleware, TokenAuthMiddleware
+from haunt_fm.openapi import install_openapi
 from haunt_fm.runtime import Runtime, open_runtime
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(
     app.state.settings = settings
     app.state.db_away = None
     install_error_handlers(app)
+    install_openapi(app)
     _include_routers(app)
     app.add_middleware(RequestGuardMiddleware)
     app.add_middleware(DatabaseAwayMiddleware)

@@ -163,8 +163,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body that isn't text at all: invalid input like any other.
+            return JSONResponse(
+                {"detail": "The request body is not valid JSON (or not UTF-8 text).", "error": "invalid"},
+                status_code=422,
+            )
         kind, sentence = _HTTP_ERRORS.get(exc.status_code, ("http_error", None))
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route on the path; list every method it has.
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed_methods(request))}
         detail = (
             exc.detail
             if isinstance(exc.detail, str) and exc.detail not in ("Not Found", "Method Not Allowed")
@@ -185,3 +194,14 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed

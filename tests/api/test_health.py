@@ -57,3 +57,28 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     ):
         assert path in spec["paths"], path
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_wrong_method_gets_405_with_every_allowed_method(client: httpx.AsyncClient) -> None:
+    r = await client.delete("/api/feedback")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST"
+    assert r.json()["error"] == "method_not_allowed"
+    r = await client.post("/api/profiles/default")
+    assert r.status_code == 405 and r.headers["allow"] == "DELETE, GET"
+
+
+async def test_openapi_documents_the_token_and_every_error_body(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "HAUNTFM_API_TOKEN, when it is set; without it the API is open.",
+    }
+    feedback = doc["paths"]["/api/feedback"]["post"]
+    assert feedback["security"] == [{"bearer": []}, {}]
+    for code in ("401", "404", "413", "422", "500", "503"):
+        assert "content" in feedback["responses"][code], code
+    assert feedback["responses"]["503"]["headers"]["Retry-After"]
+    vibe = next(p for p in doc["paths"]["/api/recommendations"]["get"]["parameters"] if p["name"] == "vibe")
+    assert vibe["schema"]["anyOf"][0]["maxLength"] == 200  # the limit the server enforces

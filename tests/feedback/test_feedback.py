@@ -146,9 +146,12 @@ async def test_not_json_is_422(client: httpx.AsyncClient, db: Factory) -> None:
 async def test_vibe_at_the_length_limit_is_accepted(client: httpx.AsyncClient, db: Factory) -> None:
     t = await add_track(db, "A")
     r = await client.post(
-        "/api/feedback", json={"track_id": t, "rating": "up", "vibe": "  " + "x" * 200 + "  "}
+        "/api/feedback", json={"track_id": t, "rating": "up", "vibe": " " + "x" * 198 + " "}
     )
-    assert r.status_code == 201 and r.json()["vibe"] == "x" * 200
+    assert r.status_code == 201 and r.json()["vibe"] == "x" * 198
+    # The limit is the one the schema states: the text as sent, at most 200 characters.
+    r = await client.post("/api/feedback", json={"track_id": t, "rating": "up", "vibe": " " + "x" * 200})
+    assert r.status_code == 422 and "at most 200" in r.text
 
 
 async def test_down_in_general_hides_the_track_only_for_that_profile(

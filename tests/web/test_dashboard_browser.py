@@ -118,6 +118,15 @@ async def test_dashboard_end_to_end(serve: Callable[..., str], browser: Any, tmp
         assert all(f["track_id"] != mine["track_id"] for f in others)
         await expect(page.locator('[data-stat="feedback"] .stat-value')).to_have_text("1")
 
+        # A right-to-left override in a title stays inside it: every element isolates its text, and
+        # composed labels wrap listener text in FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE.
+        await listen(http, title="\u202eevol ni", artist="Bidi Band", profile="antialias")
+        bidi = page.locator("#listens li", has_text="Bidi Band")
+        await expect(bidi).to_be_visible()
+        assert await bidi.evaluate("n => getComputedStyle(n).unicodeBidi") == "isolate"
+        label = await bidi.get_by_role("group").get_attribute("aria-label")
+        assert label == "Rate \u2068\u202eevol ni\u2069 by \u2068Bidi Band\u2069"
+
         # A new listen appears without a full reload.
         await page.evaluate("window.__stillHere = true")
         await listen(http, title="Karma Police", artist="Radiohead", profile="antialias")

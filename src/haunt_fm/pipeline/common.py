@@ -7,11 +7,17 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="How many rows, 1..500.")]
+
+
+# At least one visible character: not only whitespace, and not only zero-width marks (U+200B-U+200F,
+# U+2060, U+FEFF) that render as nothing. The schema says so too (schemathesis holds us to it).
+VISIBLE = r"[^\s\u200b-\u200f\u2060\ufeff]"
+_VISIBLE_RE = re.compile(VISIBLE)
 
 
 def _no_nul(value: str) -> str:
@@ -23,8 +29,8 @@ def _no_nul(value: str) -> str:
 
 def _stripped_nonblank(value: str) -> str:
     value = _no_nul(value).strip()
-    if not value:
-        raise ValueError("must not be blank")
+    if not value or not _VISIBLE_RE.search(value):
+        raise ValueError("must not be blank (or only invisible characters)")
     return value
 
 
@@ -35,7 +41,11 @@ def _stripped_optional(value: str | None) -> str | None:
     return value or None
 
 
-NonBlankStr = Annotated[str, AfterValidator(_stripped_nonblank)]
+NonBlankStr = Annotated[
+    str,
+    AfterValidator(_stripped_nonblank),
+    Field(json_schema_extra={"minLength": 1, "pattern": VISIBLE}),
+]
 OptionalStr = Annotated[str | None, AfterValidator(_stripped_optional)]
 
 
@@ -48,7 +58,9 @@ def validate_profile_name(name: str) -> str:
     return name
 
 
-ProfileName = Annotated[str, AfterValidator(validate_profile_name)]
+ProfileName = Annotated[
+    str, AfterValidator(validate_profile_name), Field(json_schema_extra={"pattern": PROFILE_NAME_RE.pattern})
+]
 
 
 def as_utc(value: datetime) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 GENERAL_VIBE = "general"
 VIBE_MAX_CHARS = 200
@@ -21,15 +21,19 @@ def normalize_vibe(text: str) -> str:
 
 
 def clean_vibe(value: str) -> str:
-    """Trim a vibe and check it: non-blank, at most 200 characters, no NUL."""
+    """Check a vibe (at most 200 characters, no NUL, not blank) and trim it."""
     if "\x00" in value:
         raise ValueError("the vibe must not contain NUL characters")
+    if len(value) > VIBE_MAX_CHARS:
+        raise ValueError(f"the vibe must be at most {VIBE_MAX_CHARS} characters")
     value = value.strip()
     if not value:
         raise ValueError("the vibe must not be blank")
-    if len(value) > VIBE_MAX_CHARS:
-        raise ValueError(f"the vibe must be at most {VIBE_MAX_CHARS} characters")
     return value
 
 
-VibeStr = Annotated[str, AfterValidator(clean_vibe)]
+VibeStr = Annotated[
+    str,
+    AfterValidator(clean_vibe),
+    Field(json_schema_extra={"minLength": 1, "maxLength": VIBE_MAX_CHARS, "pattern": r"\S"}),
+]

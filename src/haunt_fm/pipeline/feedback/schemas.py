@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from haunt_fm.pipeline.vibes import GENERAL_VIBE, VibeStr
 
-MAX_ID = 2**63 - 1
+# The largest integer JSON clients (JavaScript) hold exactly; ids never come near it.
+MAX_ID = 2**53 - 1
 
 
 class FeedbackIn(BaseModel):

@@ -8,7 +8,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from haunt_fm.pipeline.vibes import clean_vibe
+from haunt_fm.pipeline.vibes import VIBE_MAX_CHARS, clean_vibe
 
 MAX_TRACKS = 200
 MAX_ID = 2**63 - 1
@@ -42,7 +42,7 @@ class PlaylistIn(BaseModel):
     profile: str | None = Field(default=None, max_length=64, description="Profile name; default `default`.")
     vibe: str | None = Field(
         default=None,
-        max_length=1000,
+        max_length=VIBE_MAX_CHARS,
         description="Mood text, e.g. `chill ambient lo-fi` (at most 200 characters); empty = none.",
     )
     alpha: float = Field(

@@ -9,6 +9,7 @@ from haunt_fm.pipeline.common import LimitQuery
 from haunt_fm.pipeline.recommendations import service
 from haunt_fm.pipeline.recommendations.schemas import RecommendationsOut
 from haunt_fm.pipeline.recommendations.vibe import VibeEncoderDep
+from haunt_fm.pipeline.vibes import VIBE_MAX_CHARS
 
 router = APIRouter(prefix="/api", tags=["recommendations"])
 
@@ -39,7 +40,9 @@ async def recommendations(
     limit: LimitQuery = 50,
     profile: str | None = Query(default=None, max_length=64, description="Profile name; default `default`."),
     vibe: str | None = Query(
-        default=None, max_length=1000, description="Mood text, e.g. `chill ambient` (at most 200 characters)."
+        default=None,
+        max_length=VIBE_MAX_CHARS,
+        description="Mood text, e.g. `chill ambient` (at most 200 characters); empty = none.",
     ),
     alpha: float = Query(default=0.5, ge=0.0, le=1.0, description="Taste weight in the blend, 0..1."),
 ) -> RecommendationsOut:

@@ -8,12 +8,17 @@ from fastapi.responses import JSONResponse
 from haunt_fm.deps import SessionDep, SettingsDep
 from haunt_fm.errors import RETRY_AFTER_SECONDS
 from haunt_fm.pipeline.status import repository, service
-from haunt_fm.pipeline.status.schemas import StatusOut
+from haunt_fm.pipeline.status.schemas import HealthOut, StatusOut
 
 router = APIRouter(tags=["status"])
 
 
-@router.get("/health", summary="Health check (database connectivity)")
+@router.get(
+    "/health",
+    summary="Health check (database connectivity)",
+    response_model=HealthOut,
+    responses={503: {"description": "The database is unreachable; Retry-After says when to ask again."}},
+)
 async def health(request: Request) -> JSONResponse:
     try:
         async with request.app.state.engine.connect() as conn:

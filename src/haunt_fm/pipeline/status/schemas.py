@@ -10,6 +10,11 @@ from pydantic import BaseModel, Field
 WorkerState = Literal["disabled", "idle", "working", "error"]
 
 
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
 class PreviewCounts(BaseModel):
     pending: int = 0
     found: int = 0

@@ -37,6 +37,12 @@
 
   /* ---------- DOM helpers (text only) ---------- */
 
+  // Text a listener typed (titles, artists, names, vibes) may carry right-to-left overrides
+  // (U+202E). Every element isolates its content (dashboard.css); text composed into one
+  // string goes between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, so an override
+  // inside it cannot reverse the words around it.
+  const iso = (text) => `\u2068${text ?? ""}\u2069`;
+
   function el(tag, props = {}, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(props)) {
@@ -256,7 +262,7 @@
         button.disabled = true;
         try {
           const saved = await sendFeedback({ trackId, rating, profile });
-          toast(`Thumbs ${saved.rating} saved for ${saved.profile} · ${label} · vibe “${saved.vibe}”`);
+          toast(`Thumbs ${saved.rating} saved for ${saved.profile} · ${label} · vibe “${iso(saved.vibe)}”`);
         } catch (err) {
           toast(`Feedback not saved: ${err.message}`, "error");
         } finally {
@@ -428,7 +434,7 @@
     profiles = list;
     const labelled = list.map((p) => {
       const distinct = p.display_name && p.display_name.toLowerCase() !== p.name.toLowerCase();
-      const shown = distinct ? `${p.name} · ${p.display_name}` : p.name;
+      const shown = distinct ? `${p.name} · ${iso(p.display_name)}` : p.name;
       return [p.name, shown];
     });
     const filter = $("profile-filter");
@@ -448,7 +454,7 @@
   }
 
   function listenItem(e) {
-    const label = `${e.title} by ${e.artist}`;
+    const label = `${iso(e.title)} by ${iso(e.artist)}`;
     const speaker = e.speaker_name || e.speaker_entity;
     return el(
       "li",
@@ -499,7 +505,7 @@
   }
 
   function recItem(r, profile) {
-    const label = `${r.title} by ${r.artist}`;
+    const label = `${iso(r.title)} by ${iso(r.artist)}`;
     const preview = r.preview_url ? safeHttpUrl(r.preview_url) : null;
     return el(
       "li",
@@ -677,7 +683,7 @@
         result.className = "ok";
         result.textContent =
           `Saved thumbs ${saved.rating} for track #${saved.track_id}, ` +
-          `profile ${saved.profile}, vibe “${saved.vibe}” (feedback #${saved.feedback_id}).`;
+          `profile ${saved.profile}, vibe “${iso(saved.vibe)}” (feedback #${saved.feedback_id}).`;
       } catch (err) {
         result.className = "error";
         result.textContent = `Feedback not saved: ${err.message}`;
