@@ -19,6 +19,17 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@contextlib.contextmanager
+def temp_dir(prefix: str = "haunt-fm-bench-") -> Iterator[Path]:
+    """A temporary directory the embedded PostgreSQL's own user can enter when we run as root
+    (haunt-fm never widens permissions of directories it didn't create)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        path = Path(tmp)
+        if os.geteuid() == 0:
+            path.chmod(0o711)
+        yield path
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -39,7 +50,7 @@ def running_service(
 ) -> Iterator[str]:
     """`haunt-fm serve` on the embedded database in a temporary data dir; yields its base URL."""
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix="haunt-fm-bench-") as tmp:
+    with temp_dir() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
         env.update(
             {

@@ -19,7 +19,6 @@ import asyncio
 import itertools
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import percentile  # noqa: E402
+from _common import percentile, temp_dir  # noqa: E402
 from tests.fakes import FakeItunes, FakeLastfm, max_in_window  # noqa: E402
 
 from haunt_fm.config import Settings  # noqa: E402
@@ -163,7 +162,7 @@ def main() -> None:
     parser.add_argument("--itunes-per-minute", type=float, default=120.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with tempfile.TemporaryDirectory(prefix="haunt-fm-bench-") as tmp:
+    with temp_dir("haunt-fm-bench-") as tmp:
         server = EmbeddedPostgres(Path(tmp) / "pg")
         url = server.start()
         try:

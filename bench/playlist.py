@@ -23,13 +23,13 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
+from _common import temp_dir
 from recommend import PROFILE, Service, World, load  # bench/recommend.py: the shared library loader
 
 from haunt_fm.db.embedded import EmbeddedPostgres
@@ -124,7 +124,7 @@ def main() -> None:
     t0 = time.perf_counter()
     world = World(args.tracks)
     print(f"generated {args.tracks:,} vectors in {time.perf_counter() - t0:.1f} s")
-    with tempfile.TemporaryDirectory(prefix="haunt-fm-bench-playlist-") as tmp:
+    with temp_dir("haunt-fm-bench-playlist-") as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg")
         url = pg.start()
         try:

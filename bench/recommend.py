@@ -27,7 +27,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import socket
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
+from _common import temp_dir
 from pgvector.asyncpg import register_vector
 
 from haunt_fm.db.embedded import EmbeddedPostgres
@@ -408,7 +408,7 @@ def main() -> None:
     t0 = time.perf_counter()
     world = World(args.tracks)
     print(f"generated {args.tracks:,} vectors in {time.perf_counter() - t0:.1f} s")
-    with tempfile.TemporaryDirectory(prefix="haunt-fm-bench-rec-") as tmp:
+    with temp_dir("haunt-fm-bench-rec-") as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg")
         url = pg.start()
         try:

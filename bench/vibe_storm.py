@@ -22,7 +22,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import percentile, running_service
+from _common import percentile, running_service, temp_dir
 
 
 def _tiny_model(root: Path) -> Path:
@@ -127,7 +126,7 @@ def main() -> None:
     parser.add_argument("--webhooks-per-second", type=float, default=100.0)
     args = parser.parse_args()
     ok = True
-    with tempfile.TemporaryDirectory(prefix="haunt-fm-storm-") as tmp:
+    with temp_dir("haunt-fm-storm-") as tmp:
         model = _tiny_model(Path(tmp))
         data = Path(tmp) / "data"
         with running_service(

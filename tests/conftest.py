@@ -4,6 +4,7 @@ and the app served by uvicorn on 127.0.0.1 (tests talk real HTTP to it)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,30 @@ _TABLES = (
 )
 
 
+def reachable(path: Path) -> Path:
+    """Let other users traverse the test temp dirs down to `path` (pytest makes them 0700).
+
+    As root, the embedded PostgreSQL runs as an unprivileged user, and haunt-fm refuses to
+    change permissions of directories it didn't create: the tests open their own dirs.
+    """
+    if os.geteuid() == 0:
+        root = Path(tempfile.gettempdir()).resolve()
+        for directory in [path, *path.parents]:
+            if directory == root or directory == directory.parent:
+                break
+            directory.chmod(directory.stat().st_mode | 0o011)
+    return path
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    return reachable(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The embedded PostgreSQL 18 + pgvector, schema built by the real migrations."""
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    server = EmbeddedPostgres(reachable(tmp_path_factory.mktemp("pg")))
     url = server.start()
     try:
         upgrade(url)

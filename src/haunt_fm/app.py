@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from haunt_fm import __version__
 from haunt_fm.config import Settings
@@ -71,8 +72,11 @@ def create_app(
             finally:
                 await background.stop(tasks)
 
-    app = FastAPI(
+    # /docs and /redoc serve Swagger UI and ReDoc from the installed fastapi-offline package, not a
+    # CDN: they work on a LAN without internet.
+    app = FastAPIOffline(
         title="haunt-fm",
+        swagger_ui_parameters={"persistAuthorization": True},
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,

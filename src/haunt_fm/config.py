@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,7 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("haunt-fm"))
+    user_dir = Path(platformdirs.user_data_dir("haunt-fm"))
+    # As root the embedded PostgreSQL runs as an unprivileged user, which can't reach
+    # /root/.local/share: root's data goes where that user can be given its own directory —
+    # unless an earlier version already keeps a database in the old place.
+    if os.geteuid() == 0 and not (user_dir / "pg" / "PG_VERSION").exists():
+        return Path("/var/lib/haunt-fm")
+    return user_dir
 
 
 class Settings(BaseSettings):

@@ -82,3 +82,13 @@ async def test_openapi_documents_the_token_and_every_error_body(client: httpx.As
     assert feedback["responses"]["503"]["headers"]["Retry-After"]
     vibe = next(p for p in doc["paths"]["/api/recommendations"]["get"]["parameters"] if p["name"] == "vibe")
     assert vibe["schema"]["anyOf"][0]["maxLength"] == 200  # the limit the server enforces
+
+
+async def test_docs_work_without_internet(client: httpx.AsyncClient) -> None:
+    for page, asset in (("/docs", "swagger-ui-bundle.js"), ("/redoc", "redoc.standalone.js")):
+        html = (await client.get(page)).text
+        # Every script and stylesheet comes from this server: nothing on a CDN.
+        assert "http://" not in html.replace(str(client.base_url), "") and "https://" not in html
+        assert f"/static-offline-docs/{asset}" in html
+        served = await client.get(f"/static-offline-docs/{asset}")
+        assert served.status_code == 200 and len(served.content) > 100_000

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import reachable
 from tests.support.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    workdir = tmp_path_factory.mktemp("limits")
+    workdir = reachable(tmp_path_factory.mktemp("limits"))
     with ServeProcess(
         workdir,
         HAUNTFM_HTTP_MAX_HEADER_BYTES="4096",

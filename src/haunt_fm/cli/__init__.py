@@ -131,7 +131,10 @@ def serve(
         )
         server = uvicorn.Server(config)
         typer.echo(f"haunt-fm listening on http://{host}:{port}", err=True)
-        server.run()
+        # uvicorn re-raises the SIGTERM/SIGINT it handled once it has shut down: that is the
+        # normal way out here (as in uvicorn.run), not an error.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
         if fatal:
             raise _fail(fatal[0])
 

