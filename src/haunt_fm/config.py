@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     lastfm_api_url: str = "https://ws.audioscrobbler.com/2.0/"
     lastfm_rate_per_second: float = Field(default=5.0, gt=0)
     discovery_reexpand_days: float = Field(default=7.0, ge=0)
+    # serve runs discovery by itself this often (0 = only when asked).
+    discovery_interval_hours: float = Field(default=24.0, ge=0)
 
     # Preview lookup (iTunes Search API); `/search` is appended to the URL.
     itunes_api_url: str = "https://itunes.apple.com"

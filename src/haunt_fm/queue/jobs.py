@@ -78,6 +78,7 @@ class JobKind:
     handler: Handler
     retry: RetryPolicy = DEFAULT_JOB_RETRY
     every: Callable[[], float | None] | None = None  # seconds; None or <= 0 = not periodic
+    first_after: float = 0.0  # seconds after startup for a periodic kind's first run
 
 
 async def enqueue(
@@ -127,7 +128,8 @@ class JobRunner:
         for kind in self.kinds.values():
             period = kind.every() if kind.every else None
             if period and period > 0:
-                await enqueue(self.sessions, kind=kind.name, key=PERIODIC_KEY)
+                first = datetime.now(UTC) + timedelta(seconds=kind.first_after)
+                await enqueue(self.sessions, kind=kind.name, key=PERIODIC_KEY, run_at=first)
 
     async def run_forever(self) -> None:
         await self.schedule_periodic()

@@ -12,7 +12,9 @@ from haunt_fm.runtime import Runtime
 
 def job_kinds(runtime: Runtime) -> dict[str, JobKind]:
     """Every job kind this process can run, by name."""
-    kinds: list[JobKind] = []
+    from haunt_fm.pipeline.discovery import tasks as discovery
+
+    kinds: list[JobKind] = [*discovery.job_kinds(runtime)]
     return {kind.name: kind for kind in kinds}
 
 

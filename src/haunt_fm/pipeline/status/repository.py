@@ -35,6 +35,7 @@ _WORKERS_SQL = text(
 )
 _STATE_SQL = text("SELECT key, value FROM app_state WHERE key IN ('discovery', 'previews')")
 _FEEDBACK_SQL = text("SELECT count(*) FROM feedback")
+_SCHEDULED_SQL = text("SELECT kind, next_at FROM jobs WHERE status = 'pending' AND key = 'periodic'")
 
 
 async def ping(conn: AsyncConnection) -> None:
@@ -60,6 +61,11 @@ async def live_workers(session: AsyncSession, *, since: datetime) -> list[dict[s
 async def app_states(session: AsyncSession) -> dict[str, dict[str, Any]]:
     """The shared state documents the status page reads, by key."""
     return {row.key: dict(row.value or {}) for row in await session.execute(_STATE_SQL)}
+
+
+async def scheduled_jobs(session: AsyncSession) -> dict[str, Any]:
+    """The next run of each periodic job kind."""
+    return {row.kind: row.next_at for row in await session.execute(_SCHEDULED_SQL)}
 
 
 async def feedback_count(session: AsyncSession) -> int:

@@ -65,6 +65,8 @@ class DiscoveryStatus(BaseModel):
     last_run: dict[str, Any] | None
     last_error: str | None
     running: dict[str, Any] | None = Field(description="The run in progress (seeds done of total).")
+    interval_hours: float = Field(description="serve runs discovery by itself this often (0 = off).")
+    next_run_at: datetime | None = Field(description="When serve runs discovery next, if scheduled.")
 
 
 class PreviewStatus(BaseModel):

@@ -91,6 +91,7 @@ async def pipeline_status(
     discovery = states.get("discovery", {})
     previews_state = states.get("previews", {})
     feedback = await repository.feedback_count(session)
+    scheduled = await repository.scheduled_jobs(session)
     return StatusOut.model_validate(
         {
             "status": "ok",
@@ -111,6 +112,8 @@ async def pipeline_status(
                 "last_run": discovery.get("last_run"),
                 "last_error": discovery.get("last_error"),
                 "running": _live_run(discovery.get("running")),
+                "interval_hours": settings.discovery_interval_hours,
+                "next_run_at": scheduled.get("discovery"),
             },
             "previews": {
                 "enabled": settings.preview_worker_enabled,
