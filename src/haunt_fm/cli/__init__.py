@@ -36,6 +36,9 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from haunt_fm import logs
+
+    logs.install()
 
 
 def _fail(message: str) -> typer.Exit:
