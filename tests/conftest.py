@@ -19,15 +19,16 @@ for _key in [k for k in os.environ if k.startswith("HAUNTFM_")]:
 
 from haunt_fm.app import create_app  # noqa: E402
 from haunt_fm.config import Settings  # noqa: E402
+from haunt_fm.db import models  # noqa: E402, F401  - registers every table in Base.metadata
+from haunt_fm.db.base import Base  # noqa: E402
 from haunt_fm.db.embedded import EmbeddedPostgres  # noqa: E402
 from haunt_fm.db.migrate import upgrade  # noqa: E402
 from haunt_fm.db.session import create_engine, create_session_factory  # noqa: E402
 from tests.support.live_server import LiveServer  # noqa: E402
 
-_TABLES = (
-    "playlist_tracks, playlists, feedback, listen_events, track_similarities, track_embeddings, "
-    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles"
-)
+# Every table the models declare (alembic_version is not one of them), so a new table is
+# reset between tests without anyone remembering to list it here.
+_TABLES = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
 
 
 @pytest.fixture(scope="session")
