@@ -318,7 +318,7 @@ async def test_missing_model_puts_the_worker_in_error_and_the_api_keeps_serving(
         assert r.status_code == 201
 
 
-async def test_worker_inside_serve_embeds_without_blocking_the_api(
+async def test_worker_inside_serve_embeds_every_track(
     serve: Any, db: Factory, previews: PreviewServer, tiny_clap_dir: Path
 ) -> None:
     for i in range(6):
@@ -332,12 +332,8 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         torch_threads=1,
     )
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        slowest = 0.0
         for _ in range(300):
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
             status = (await client.get("/api/status")).json()
-            slowest = max(slowest, loop.time() - t0)
             if status["pipeline"]["embedding"]["done"] == 6:
                 break
             await asyncio.sleep(0.05)
@@ -345,5 +341,4 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         assert status["worker"]["state"] in ("idle", "working")
         assert status["worker"]["last_batch_at"] is not None
         assert status["worker"]["text_tower_ok"] is not None
-        # The API answered throughout; inference runs off the event loop.
-        assert slowest < 2.0
+        # That the API answers while a batch runs: tests/worker/test_off_event_loop.py.
