@@ -3,7 +3,6 @@ and the app served by uvicorn on 127.0.0.1 (tests talk real HTTP to it)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-# Tests configure the service explicitly; nothing from the developer's shell leaks in.
-for _key in [k for k in os.environ if k.startswith("HAUNTFM_")]:
-    del os.environ[_key]
+from tests.support.env import make_hermetic
+
+# Tests configure the service explicitly: nothing from the developer's shell or the project's
+# `.env` leaks in, here or in the processes tests start (they inherit this environment).
+make_hermetic()
 
 from haunt_fm.app import create_app  # noqa: E402
 from haunt_fm.config import Settings  # noqa: E402

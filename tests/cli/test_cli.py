@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.env import clean_environ
+
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env.update({"HAUNTFM_EMBEDDING_WORKER_ENABLED": "false", "HAUNTFM_PREVIEW_WORKER_ENABLED": "false"})
     env.update(extra)
     return env
