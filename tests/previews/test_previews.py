@@ -51,6 +51,19 @@ async def running(loop: PreviewLookup) -> AsyncIterator[None]:
             await task
 
 
+@contextlib.asynccontextmanager
+async def running_until_idle(loop: PreviewLookup) -> AsyncIterator[asyncio.Task[dict[str, int]]]:
+    """`loop.run_until_idle` in the background (a liveness bound of 120 s); yields its task."""
+    task = asyncio.create_task(loop.run_until_idle(seconds=120))
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     async def predicate() -> bool:
         return check()
@@ -134,20 +147,21 @@ async def test_throttling_never_marks_a_track_missing(
     stock(itunes, names)
     itunes.throttle_all = True  # every search answers an empty 403
     async with aclosing(http), httpx.AsyncClient() as itunes_http:
-        throttled = preview_loop(settings_factory(), db, itunes, itunes_http)
-        async with running(throttled):
-            await wait_for(_async(lambda: throttled.stats["throttled"] >= 2), seconds=60)
-            # Checked while the loop runs: a lookup stopped mid-flight is shutdown's business.
+        # One loop throughout, ending when it is idle: stopping it mid-lookup is shutdown's
+        # business, not throttling's.
+        lookup = preview_loop(settings_factory(), db, itunes, itunes_http)
+        async with running_until_idle(lookup) as finished:
+            await wait_for(_async(lambda: lookup.stats["throttled"] >= 2))
+            assert {r.status for r in itunes.requests} == {403}
             # Only a track in flight (leased) has its claim counted until its lease is given back.
             for track in (await _statuses(db)).values():
                 assert track["preview_status"] == "pending" and track["preview_error"] is None
                 assert track["preview_attempts"] == (0 if track["preview_lease_until"] is None else 1)
-        assert {r.status for r in itunes.requests} == {403}
-        previews = (await http.get("/api/status")).json()["previews"]
-        assert "throttling" in previews["last_error"] and previews["last_error_at"]
+            previews = (await http.get("/api/status")).json()["previews"]
+            assert "throttling" in previews["last_error"] and previews["last_error_at"]
 
-        itunes.throttle_all = False
-        stats = await preview_loop(settings_factory(), db, itunes, itunes_http).run_until_idle(seconds=10)
+            itunes.throttle_all = False
+            stats = await finished
         assert stats["pending"] == 0 and stats["found"] == len(names)
         assert (await http.get("/api/status")).json()["previews"]["last_error"] is None
 
