@@ -3,6 +3,8 @@ and the app served by uvicorn on 127.0.0.1 (tests talk real HTTP to it)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,30 @@ from tests.support.live_server import LiveServer  # noqa: E402
 # Every table the models declare (alembic_version is not one of them), so a new table is
 # reset between tests without anyone remembering to list it here.
 _TABLES = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+
+
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each run gets its own base temporary directory (unless --basetemp says otherwise).
+
+    Run as root, the embedded PostgreSQL runs as its own OS user, which must traverse the
+    folders above its data directory. Under the shared /tmp/pytest-of-<user>, any other
+    pytest session starting on the machine resets that folder to 0700 and the running
+    server loses its data directory mid-run ("could not stat data directory").
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="haunt-fm-tests-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove our own base temporary directory after a passing run (kept to look at otherwise)."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
