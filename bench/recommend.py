@@ -27,6 +27,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import socket
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,11 +36,10 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
-from _common import temp_dir
 from pgvector.asyncpg import register_vector
 
-from haunt_fm.db.embedded import EmbeddedPostgres
-from haunt_fm.db.migrate import upgrade
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import migrated_database
 
 DIM = 512
 CLUSTERS = 200
@@ -244,6 +244,8 @@ def _serve(database_url: str, data_dir: str, port: int, ef_max: int | None) -> N
         embedding_worker_enabled=False,
         preview_worker_enabled=False,
         log_level="WARNING",
+        # The model the cached vibe vectors were made by: vectors of another model are not used.
+        clap_model="bench",
     )
     app = create_app(settings, database_url=database_url, start_background=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -408,34 +410,26 @@ def main() -> None:
     t0 = time.perf_counter()
     world = World(args.tracks)
     print(f"generated {args.tracks:,} vectors in {time.perf_counter() - t0:.1f} s")
-    with temp_dir("haunt-fm-bench-rec-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg")
-        url = pg.start()
-        try:
-            upgrade(url)
-            figures = asyncio.run(load(url, world))
-            runs: dict[str, Any] = {}
-            with Service(url, Path(tmp) / "data") as svc:
-                runs["default"] = asyncio.run(
+    with migrated_database("haunt-fm-bench-rec-") as (url, tmp):
+        figures = asyncio.run(load(url, world))
+        runs: dict[str, Any] = {}
+        with Service(url, tmp / "data") as svc:
+            runs["default"] = asyncio.run(measure(svc.url, world, requests=args.requests, database_url=url))
+        report(runs["default"], figures, args.tracks)
+        for cap in [int(c) for c in args.sweep.split(",") if c.strip()]:
+            with Service(url, tmp / "data", ef_max=cap) as svc:
+                runs[f"ef_max={cap}"] = res = asyncio.run(
                     measure(svc.url, world, requests=args.requests, database_url=url)
                 )
-            report(runs["default"], figures, args.tracks)
-            for cap in [int(c) for c in args.sweep.split(",") if c.strip()]:
-                with Service(url, Path(tmp) / "data", ef_max=cap) as svc:
-                    runs[f"ef_max={cap}"] = res = asyncio.run(
-                        measure(svc.url, world, requests=args.requests, database_url=url)
-                    )
-                print(f"\n-- sweep: hnsw.ef_search capped at {cap}")
-                for s in res["series"]:
-                    print(
-                        f"{s['series']:26} p50 {s['p50_ms']:6.2f} ms  p95 {s['p95_ms']:6.2f} ms  "
-                        f"recall@50 {s['recall_mean']:.4f} (min {s['recall_min']:.2f})  "
-                        f"short {s['short_pages']}"
-                    )
-            if args.json:
-                args.json.write_text(json.dumps({"figures": figures, "runs": runs}, indent=2, default=str))
-        finally:
-            pg.stop()
+            print(f"\n-- sweep: hnsw.ef_search capped at {cap}")
+            for s in res["series"]:
+                print(
+                    f"{s['series']:26} p50 {s['p50_ms']:6.2f} ms  p95 {s['p95_ms']:6.2f} ms  "
+                    f"recall@50 {s['recall_mean']:.4f} (min {s['recall_min']:.2f})  "
+                    f"short {s['short_pages']}"
+                )
+        if args.json:
+            args.json.write_text(json.dumps({"figures": figures, "runs": runs}, indent=2, default=str))
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.env import clean_environ
+
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env.update({"HAUNTFM_EMBEDDING_WORKER_ENABLED": "false", "HAUNTFM_PREVIEW_WORKER_ENABLED": "false"})
     env.update(extra)
     return env
@@ -124,12 +125,12 @@ def test_serve_on_the_embedded_database_second_serve_refused_sigterm_stops_it(tm
             text=True,
         )
         try:
-            for _ in range(100):
-                workers = httpx.get(url + "/api/status", timeout=5).json()["worker"]["workers"]
-                if workers:
-                    break
+            # A liveness bound, not a speed check: a worker starting on a busy machine takes its time.
+            deadline = time.monotonic() + 120
+            while not httpx.get(url + "/api/status", timeout=5).json()["worker"]["workers"]:
+                assert worker.poll() is None, worker.communicate()[1]
+                assert time.monotonic() < deadline, "the attached worker never reported"
                 time.sleep(0.1)
-            assert workers, "the attached worker never reported"
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)

@@ -8,7 +8,6 @@ model is a tiny random CLAP checkpoint loaded through the real code path.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from tests.fakes.homeassistant import FakeHomeAssistant
 from tests.fakes.itunes import FakeItunes
 from tests.fakes.lastfm import FakeLastfm
 from tests.support.audio import make_aac_m4a
+from tests.support.env import clean_environ
 
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 SEEDS = [("Radiohead", "Paranoid Android"), ("Portishead", "Roads"), ("Massive Attack", "Teardrop")]
@@ -61,7 +61,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
 def service(world: dict[str, object], tiny_clap_dir: Path, tmp_path: Path) -> Iterator[str]:
     lastfm, itunes, ha = world["lastfm"], world["itunes"], world["ha"]
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env.update(
         HAUNTFM_DATA_DIR=str(tmp_path / "data"),
         HAUNTFM_LASTFM_API_KEY="lfm-key",

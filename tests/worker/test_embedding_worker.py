@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from haunt_fm.worker.embedding import EmbeddingWorker
 from tests.conftest import make_settings
 from tests.support.audio import make_aac_m4a, make_garbage, make_silent_m4a, make_truncated
+from tests.support.env import clean_environ
 from tests.support.live_server import LiveServer
 
 Factory = async_sessionmaker[AsyncSession]
@@ -350,7 +350,7 @@ async def test_missing_model_puts_the_worker_in_error_and_the_api_keeps_serving(
         embedding_interval_seconds=0.1,
     )
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        for _ in range(100):
+        for _ in range(600):  # a liveness bound for a busy machine, not a speed check
             status = (await client.get("/api/status")).json()
             if status["worker"]["state"] == "error":
                 break
@@ -362,7 +362,7 @@ async def test_missing_model_puts_the_worker_in_error_and_the_api_keeps_serving(
         assert r.status_code == 201
 
 
-async def test_worker_inside_serve_embeds_without_blocking_the_api(
+async def test_worker_inside_serve_embeds_every_track(
     serve: Any, db: Factory, previews: PreviewServer, tiny_clap_dir: Path
 ) -> None:
     for i in range(6):
@@ -376,12 +376,8 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         torch_threads=1,
     )
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        slowest = 0.0
         for _ in range(300):
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
             status = (await client.get("/api/status")).json()
-            slowest = max(slowest, loop.time() - t0)
             if status["pipeline"]["embedding"]["done"] == 6:
                 break
             await asyncio.sleep(0.05)
@@ -389,8 +385,7 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         assert status["worker"]["state"] in ("idle", "working")
         assert status["worker"]["last_batch_at"] is not None
         assert status["worker"]["text_tower_ok"] is not None
-        # The API answered throughout; inference runs off the event loop.
-        assert slowest < 2.0
+        # That the API answers while a batch runs: tests/worker/test_off_event_loop.py.
 
 
 @pytest.mark.slow
@@ -404,7 +399,7 @@ async def test_two_worker_processes_one_killed_mid_batch_embed_every_track_exact
         previews.files[f"k{i}.m4a"] = previews.files[f"tone{i % 3}.m4a"]
         names[await add_track(db, f"Kill {i}", previews.url(f"k{i}.m4a"))] = f"k{i}.m4a"
     previews.delay = 2.5  # each download outlasts the 1.5 s lease: only renewal keeps a batch
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")} | {
+    env = clean_environ() | {
         "HAUNTFM_DATABASE_URL": pg_url,
         "HAUNTFM_CLAP_MODEL": str(tiny_clap_dir),
         "HAUNTFM_TORCH_THREADS": "1",

@@ -10,10 +10,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from haunt_fm.config import Settings, get_settings
+from haunt_fm.config import Settings, SettingsError, get_settings
+
+
+class _CheckedSettings(TyperGroup):
+    """Every command: an unusable setting stops it with one line and exit status 2, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
+
 
 app = typer.Typer(
+    cls=_CheckedSettings,
     help="haunt-fm: a personal music recommendation engine for a household.",
     no_args_is_help=True,
     add_completion=False,
