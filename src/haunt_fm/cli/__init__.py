@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import typer
 
+from haunt_fm.cli.radio import app as radio_app
 from haunt_fm.config import Settings, get_settings
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(radio_app, name="radio")
 
 log = logging.getLogger("haunt_fm")
 
