@@ -346,6 +346,36 @@ async def test_a_failed_play_media_is_retried_with_backoff_and_shown(
         assert [c.data["enqueue"] for c in ha.service_calls if c.status == 200][3:] == ["add"] * 3
 
 
+async def test_home_assistant_down_at_the_start_is_retried_and_the_first_batch_still_replaces(
+    serve: Callable[..., str], db: Factory, ha: FakeHomeAssistant
+) -> None:
+    await build_world(db)
+    ha.set_playing(LIVING, title="Old Song", artist="Old Artist")
+    async with httpx.AsyncClient(base_url=_serve(serve, ha, radio_retry_seconds=0.5), timeout=60) as http:
+        # The speaker check (tried twice) and the first play_media all meet a 503.
+        ha.inject(Fault(503, "Service Unavailable", "text/plain"), times=3)
+        radio = await _start(http, speaker_entity=LIVING, batch=3)
+        assert radio["active"] is True and len(radio["queued"]) == 3
+        assert radio["first_playback"]["status"] == "failed"
+        assert "not available (HTTP 503)" in radio["first_playback"]["error"]
+        assert radio["playback"]["status"] == "retrying" and radio["playback"]["next_retry_at"]
+        assert any("could not be asked about" in w for w in radio["warnings"])
+        state = await wait_until(
+            lambda: _all_sent(http), what="the first batch to go out once Home Assistant answers"
+        )
+        assert state["playback"]["status"] == "ok"
+        ok = [c.data for c in ha.service_calls if c.service == "play_media" and c.status == 200]
+        assert [c["enqueue"] for c in ok] == ["replace", "add", "add"]
+        assert [c["media_id"] for c in ok] == [t["title"] for t in radio["queued"]]
+
+
+async def _all_sent(http: httpx.AsyncClient) -> dict[str, Any] | None:
+    radio = await radio_on(http, LIVING)
+    if radio and radio["playback"]["status"] == "ok" and all(t["sent"] for t in radio["upcoming"]):
+        return radio
+    return None
+
+
 async def test_home_assistant_failing_for_good_ends_the_radio(
     serve: Callable[..., str], db: Factory, ha: FakeHomeAssistant
 ) -> None:
