@@ -508,9 +508,9 @@ async def _settle(
                 await repo.end(session, radio_id=radio_id, reason="failed", detail=f"Gave up{tries}: {error}")
                 await queue.fail(session, RADIO_STAGE, claim, error=error)
             else:
-                await queue.retry(
-                    session, RADIO_STAGE, claim, error=error, delay=policy.delay(claim.attempts)
-                )
+                # A listen that arrived meanwhile is read (and Home Assistant asked again) at once.
+                delay = 0.0 if pokes != pokes_seen else policy.delay(claim.attempts)
+                await queue.retry(session, RADIO_STAGE, claim, error=error, delay=delay)
             return
         if pokes != pokes_seen:
             await queue.complete(session, RADIO_STAGE, claim)
