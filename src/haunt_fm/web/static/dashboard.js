@@ -592,9 +592,22 @@
     return vibe === DEFAULT_VIBE ? null : vibe;
   }
 
-  async function startRadio(speaker, button) {
+  // Runs a radio request from a button: the button is off meanwhile, a failure is a toast.
+  async function radioAction(button, failed, work) {
     button.disabled = true;
     try {
+      await work();
+    } catch (err) {
+      toast(`${failed}: ${err.message}`, "error");
+    } finally {
+      button.disabled = false;
+      radioKey = "";
+      refresh();
+    }
+  }
+
+  function startRadio(speaker, button) {
+    return radioAction(button, "Radio not started", async () => {
       const body = { speaker_entity: speaker, vibe: radioVibe() };
       const radio = await api("/api/radio", { method: "POST", body });
       const first = radio.first_playback || {};
@@ -604,29 +617,16 @@
         `Radio on for ${radio.profile} · ${radio.queued.length} tracks queued${problem}`,
         problem ? "error" : "ok",
       );
-    } catch (err) {
-      toast(`Radio not started: ${err.message}`, "error");
-    } finally {
-      button.disabled = false;
-      radioKey = "";
-      refresh();
-    }
+    });
   }
 
-  async function stopRadio(speaker, button, stopPlayback) {
-    button.disabled = true;
-    try {
+  function stopRadio(speaker, button, stopPlayback) {
+    return radioAction(button, "Radio not stopped", async () => {
       const query = stopPlayback ? "?stop_playback=true" : "";
       const radio = await api(`/api/radio/${encodeURIComponent(speaker)}${query}`, { method: "DELETE" });
       const player = radio.stop_playback?.status === "failed" ? ` (player: ${radio.stop_playback.error})` : "";
       toast(`Radio stopped on ${speaker}${player}`, player ? "error" : "ok");
-    } catch (err) {
-      toast(`Radio not stopped: ${err.message}`, "error");
-    } finally {
-      button.disabled = false;
-      radioKey = "";
-      refresh();
-    }
+    });
   }
 
   function speakerItem(speaker, radio, lastEnded) {
