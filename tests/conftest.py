@@ -21,9 +21,9 @@ from tests.support.env import make_hermetic
 # `.env` leaks in, here or in the processes tests start (they inherit this environment).
 make_hermetic()
 
+from haunt_fm import models  # noqa: E402, F401  - registers every table in Base.metadata
 from haunt_fm.app import create_app  # noqa: E402
 from haunt_fm.config import Settings  # noqa: E402
-from haunt_fm import models  # noqa: E402, F401  - registers every table in Base.metadata
 from haunt_fm.db.base import Base  # noqa: E402
 from haunt_fm.db.embedded import EmbeddedPostgres  # noqa: E402
 from haunt_fm.db.migrate import upgrade  # noqa: E402

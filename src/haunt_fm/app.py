@@ -95,18 +95,21 @@ def create_app(
 
 
 def _include_routers(app: FastAPI) -> None:
-    # In pipeline order: listen -> discovery -> taste -> recommendations/feedback -> playlists.
+    # In pipeline order: listen -> discovery -> taste -> recommendations/feedback -> playlists -> radio.
     from haunt_fm.pipeline.discovery.router import router as discovery
     from haunt_fm.pipeline.feedback.router import router as feedback
     from haunt_fm.pipeline.listens.router import router as listens
     from haunt_fm.pipeline.playlists.router import router as playlists
     from haunt_fm.pipeline.profiles.router import router as profiles
+    from haunt_fm.pipeline.radio.router import router as radio
     from haunt_fm.pipeline.recommendations.router import router as recommendations
     from haunt_fm.pipeline.status.router import router as status
     from haunt_fm.pipeline.taste.router import router as taste
     from haunt_fm.web.router import router as web
 
-    for router in (status, listens, profiles, discovery, taste, recommendations, feedback, playlists, web):
+    for router in (
+        status, listens, profiles, discovery, taste, recommendations, feedback, playlists, radio, web,
+    ):  # fmt: skip
         app.include_router(router)
 
 

@@ -38,6 +38,18 @@ def start(app: FastAPI, runtime: Runtime) -> list[asyncio.Task[None]]:
         )
         app.state.preview_lookup = lookup
         tasks.append(asyncio.create_task(lookup.run_forever(), name="preview-lookup"))
+    # Radio: keeps each active radio ahead of its listener (pipeline/radio/tasks.py).
+    from haunt_fm.pipeline.radio.tasks import RadioRunner
+    from haunt_fm.pipeline.recommendations.vibe import get_vibe_encoder_for
+
+    radio = RadioRunner(
+        settings=settings,
+        sessions=runtime.sessions,
+        vibe_encoder=lambda: get_vibe_encoder_for(app.state),
+        wakeups=runtime.wakeups,
+    )
+    app.state.radio_runner = radio
+    tasks.append(asyncio.create_task(radio.run_forever(), name="radio"))
     from haunt_fm.worker.jobs import job_runner
 
     runner = job_runner(runtime)

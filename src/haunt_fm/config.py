@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     audio_cache_dir: Path | None = None
     max_preview_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
 
+    # Radio (pipeline/radio): Home Assistant failing to queue a batch is tried again after this
+    # many seconds, doubling up to 2 minutes; the radio ends after this many failed attempts.
+    radio_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    radio_retry_attempts: int = Field(default=8, ge=1, le=100)
+
     # Taste profile.
     taste_half_life_days: float = Field(default=30.0, gt=0)
     # How long a request waits for a worker to embed a new vibe text (then 503).

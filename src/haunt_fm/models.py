@@ -7,6 +7,7 @@ from haunt_fm.pipeline.feedback.models import Feedback
 from haunt_fm.pipeline.listens.models import ListenEvent
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
+from haunt_fm.pipeline.radio.models import Radio, RadioTrack
 from haunt_fm.pipeline.status.models import AppState
 from haunt_fm.pipeline.tracks.models import Track
 from haunt_fm.queue.models import Job
@@ -19,6 +20,8 @@ __all__ = [
     "Playlist",
     "PlaylistTrack",
     "Profile",
+    "Radio",
+    "RadioTrack",
     "RateLimitSlot",
     "SpeakerMapping",
     "TextEmbedding",

@@ -96,3 +96,13 @@ def test_random_pools_always_keep_the_rules() -> None:
         assert runs_ok(chosen)
         if len(artists) == 1:
             assert len(chosen) == min(2, total, len(known) + len(new))
+
+
+def test_the_artist_rule_holds_across_the_join_with_what_came_before() -> None:
+    # A radio's next batch: the last two queued tracks were by "a"; its best pick is by "a" too.
+    new = [cand(1, "new", "A"), cand(2, "new", "B"), cand(3, "new", "C")]
+    chosen = interleave(known=[], new=new, total=3, known_pct=0, after=["x", "a", "a"])
+    assert [c.track_id for c in chosen] == [2, 1, 3]
+    # Only the last two count.
+    chosen = interleave(known=[], new=new, total=3, known_pct=0, after=["a", "a", "x"])
+    assert [c.track_id for c in chosen] == [1, 2, 3]

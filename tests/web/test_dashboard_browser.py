@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.radio.support import build_world as build_radio_world
+
 CHROMIUM = Path("/usr/bin/chromium")
 # CI runs as root (--no-sandbox); the networking flags stop Chromium calling out of the closed network.
 CHROMIUM_ARGS = [
@@ -256,3 +258,67 @@ async def test_phone_layout_and_network_errors(
     await expect(page.locator("#listens li")).to_have_count(1)
     assert watch.errors == []
     await context.close()
+
+
+async def test_radio_per_speaker_start_now_next_stop(
+    serve: Callable[..., str], browser: Any, db: Any
+) -> None:
+    """A radio button per speaker; the active radio's now/next; stopping it (and the player)."""
+    from tests.fakes import FakeHomeAssistant
+    from tests.playlists.support import HA_TOKEN, SPEAKERS
+
+    await build_radio_world(db)
+    with FakeHomeAssistant(token=HA_TOKEN) as ha:
+        for entity_id, name in SPEAKERS.items():
+            ha.add_player(entity_id, friendly_name=name)
+        url = serve(start_background=True, ha_url=ha.url, ha_token=HA_TOKEN)
+        await _drive_radio(url, browser, ha)
+
+
+async def _drive_radio(url: str, browser: Any, ha: Any) -> None:
+    from playwright.async_api import expect
+
+    from tests.playlists.support import LIVING, STUDY
+    from tests.radio.support import radio_on
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        # Speakers are known from listens (and mappings).
+        await listen(
+            http, title="Warm Up", artist="Someone", speaker_name="Living Room speaker", speaker_entity=LIVING
+        )
+        await http.put("/api/profiles/default/speakers", json={"speakers": [STUDY]})
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        watch = PageWatch(page)
+        await page.goto(url + "/?refresh=1")
+        living = page.locator(f'#speakers li[data-speaker="{LIVING}"]')
+        study = page.locator(f'#speakers li[data-speaker="{STUDY}"]')
+        await expect(living.locator(".speaker-name")).to_have_text("Living Room speaker")
+        await expect(study.get_by_role("button", name=f"Start radio on {STUDY}")).to_be_visible()
+
+        await living.get_by_role("button", name="Start radio on Living Room speaker").click()
+        await expect(page.locator("#toast")).to_contain_text("Radio on for default")
+        radio = await radio_on(http, LIVING)
+        assert radio is not None and radio["vibe"] is None
+        first, second = radio["upcoming"][0], radio["upcoming"][1]
+        await expect(living.locator(".pill", has_text="radio on")).to_be_visible()
+        await expect(living.locator('[data-line="Next"] .title')).to_have_text(first["title"])
+
+        # The speaker starts the first track: now/next move on.
+        await listen(
+            http, title=first["title"], artist=first["artist"], speaker_entity=LIVING, duration_s=200
+        )
+        await expect(living.locator('[data-line="Now"] .title')).to_have_text(first["title"])
+        await expect(living.locator('[data-line="Next"] .title')).to_have_text(second["title"])
+        await expect(living.get_by_role("button", name=re.compile("^Thumbs down"))).to_be_visible()
+
+        await living.get_by_role("button", name="Stop radio and player").click()
+        await expect(page.locator("#toast")).to_contain_text(f"Radio stopped on {LIVING}")
+        await expect(living.locator(".radio-ended")).to_contain_text("Last radio ended (stopped)")
+        await expect(living.get_by_role("button", name="Start radio on Living Room speaker")).to_be_visible()
+        stops = [c.data for c in ha.service_calls if c.service == "media_stop"]
+        assert stops == [{"entity_id": LIVING}]
+        assert watch.errors == [] and watch.dialogs == []
+        await context.close()

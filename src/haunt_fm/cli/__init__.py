@@ -26,6 +26,8 @@ class _CheckedSettings(TyperGroup):
             raise typer.Exit(code=2) from None
 
 
+from haunt_fm.cli.radio import app as radio_app  # noqa: E402  (after the group class it doesn't need)
+
 app = typer.Typer(
     cls=_CheckedSettings,
     help="haunt-fm: a personal music recommendation engine for a household.",
@@ -36,6 +38,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(radio_app, name="radio")
 
 log = logging.getLogger("haunt_fm")
 

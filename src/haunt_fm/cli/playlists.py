@@ -40,10 +40,15 @@ def build_request(
             alpha=alpha,
         )
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
-        )
-        raise Invalid(f"Invalid options: {reasons}.") from None
+        raise invalid_options(exc) from None
+
+
+def invalid_options(exc: ValidationError) -> Invalid:
+    """Command-line options that don't validate, as one sentence."""
+    reasons = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+    )
+    return Invalid(f"Invalid options: {reasons}.")
 
 
 async def run(settings: Settings, database_url: str, *, request: PlaylistIn) -> PlaylistOut:

@@ -150,6 +150,10 @@ class HomeAssistantClient(ServiceClient):
         data.update({key: value for key, value in optional.items() if value is not None})
         return await self.call_service("music_assistant", "play_media", data)
 
+    async def media_stop(self, entity_id: str) -> list[dict[str, Any]]:
+        """Stop what the player is playing (`media_player.media_stop`)."""
+        return await self.call_service("media_player", "media_stop", {"entity_id": entity_id})
+
     async def _get(self, path: str, *, missing_ok: bool = False) -> Any:
         async def attempt() -> Any:
             response = await self._send("GET", path)

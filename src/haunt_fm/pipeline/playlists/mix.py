@@ -61,37 +61,48 @@ def slot_kinds(known: int, new: int) -> list[Kind]:
     return kinds
 
 
-def _allowed(candidate: Candidate, chosen: Sequence[Candidate]) -> bool:
-    recent = chosen[-MAX_ARTIST_RUN:]
-    return len(recent) < MAX_ARTIST_RUN or any(c.artist_key != candidate.artist_key for c in recent)
+def _allowed(candidate: Candidate, recent_artists: Sequence[str]) -> bool:
+    recent = recent_artists[-MAX_ARTIST_RUN:]
+    return len(recent) < MAX_ARTIST_RUN or any(a != candidate.artist_key for a in recent)
 
 
-def _take(pool: list[Candidate], chosen: Sequence[Candidate], seen: set[int]) -> Candidate | None:
+def _take(pool: list[Candidate], recent_artists: Sequence[str], seen: set[int]) -> Candidate | None:
     for i, candidate in enumerate(pool):
         if candidate.track_id in seen:
             continue
-        if _allowed(candidate, chosen):
+        if _allowed(candidate, recent_artists):
             del pool[i]
             return candidate
     return None
 
 
 def interleave(
-    *, known: Iterable[Candidate], new: Iterable[Candidate], total: int, known_pct: float
+    *,
+    known: Iterable[Candidate],
+    new: Iterable[Candidate],
+    total: int,
+    known_pct: float,
+    after: Sequence[str] = (),
 ) -> list[Candidate]:
-    """The playlist: up to `total` candidates, known favourites spread among the discoveries."""
+    """The playlist: up to `total` candidates, known favourites spread among the discoveries.
+
+    `after`: artist keys of the tracks already queued before this list (a radio's next batch),
+    oldest first, so that the artist rule holds across the join.
+    """
     pools: dict[Kind, list[Candidate]] = {"known": _unique(known), "new": _unique(new)}
     k, n = plan_counts(
         total=total, known_pct=known_pct, known_available=len(pools["known"]), new_available=len(pools["new"])
     )
     chosen: list[Candidate] = []
+    artists = list(after[-MAX_ARTIST_RUN:])
     seen: set[int] = set()
     for kind in slot_kinds(k, n):
         other: Kind = "new" if kind == "known" else "known"
-        pick = _take(pools[kind], chosen, seen) or _take(pools[other], chosen, seen)
+        pick = _take(pools[kind], artists, seen) or _take(pools[other], artists, seen)
         if pick is None:
             break
         chosen.append(pick)
+        artists.append(pick.artist_key)
         seen.add(pick.track_id)
     return chosen
 

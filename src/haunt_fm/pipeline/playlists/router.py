@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Path, Query
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from haunt_fm.deps import SessionDep, SettingsDep
+from haunt_fm.deps import SessionDep, SessionFactoryDep, SettingsDep
 from haunt_fm.pipeline.common import LimitQuery
 from haunt_fm.pipeline.playlists import service
 from haunt_fm.pipeline.playlists.schemas import MAX_ID, PlaylistIn, PlaylistList, PlaylistOut
 from haunt_fm.pipeline.recommendations.vibe import VibeEncoderDep
 
 router = APIRouter(prefix="/api/playlists", tags=["playlists"])
-
-
-def _session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    return factory
-
-
-# Generation commits in steps of its own (see service): the playlist is saved before playback.
-SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_session_factory)]
 
 
 @router.post(

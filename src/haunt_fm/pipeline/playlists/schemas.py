@@ -19,6 +19,31 @@ Kind = Literal["known", "new"]
 PlaybackStatus = Literal["played", "partial", "failed", "not_requested"]
 
 
+def optional_vibe(value: str | None) -> str | None:
+    """A vibe as given, cleaned (None when blank); ValueError when it is not one."""
+    if value is None or not value.strip():
+        return None
+    return clean_vibe(value)
+
+
+def optional_profile(value: str | None) -> str | None:
+    """A profile name trimmed (None when blank: the default profile)."""
+    return value.strip() or None if value is not None else None
+
+
+def clean_speaker_entity(value: str | None) -> str | None:
+    """A media player entity id, trimmed and lowercased (None when blank); ValueError otherwise."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip().lower()
+    if not _SPEAKER_RE.match(value):
+        raise ValueError(
+            "speaker_entity must be a Home Assistant media player entity id such as "
+            "media_player.study_speaker_2"
+        )
+    return value
+
+
 class PlaylistIn(BaseModel):
     model_config = ConfigDict(
         extra="ignore",
@@ -58,27 +83,17 @@ class PlaylistIn(BaseModel):
     @field_validator("vibe")
     @classmethod
     def _vibe(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return clean_vibe(value)
+        return optional_vibe(value)
 
     @field_validator("profile")
     @classmethod
     def _profile(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+        return optional_profile(value)
 
     @field_validator("speaker_entity")
     @classmethod
     def _speaker(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        value = value.strip().lower()
-        if not _SPEAKER_RE.match(value):
-            raise ValueError(
-                "speaker_entity must be a Home Assistant media player entity id such as "
-                "media_player.study_speaker_2"
-            )
-        return value
+        return clean_speaker_entity(value)
 
     @model_validator(mode="after")
     def _auto_play_needs_speaker(self) -> Self:

@@ -137,6 +137,20 @@ async def query_vector(
     return Query(blended, "taste+vibe", [(blended, alpha), (vibe_vec, 0.0)])
 
 
+def steer_away(query: Query, away: np.ndarray) -> Query:
+    """The query moved away from `away`: normalise(q - away), each probe likewise.
+
+    A radio passes beta x the mean of the tracks skipped or thumbed down during it. A probe
+    (or the query) that `away` would cancel out is kept as it was.
+    """
+
+    def moved(v: np.ndarray) -> np.ndarray:
+        shifted = _unit(np.asarray(v, dtype=np.float64) - np.asarray(away, dtype=np.float64))
+        return v if shifted is None else shifted
+
+    return Query(moved(query.vector), query.basis, [(moved(v), share) for v, share in query.probes])
+
+
 async def _search(
     session: AsyncSession,
     *,
@@ -201,6 +215,7 @@ async def get_recommendations(
     vibe_encoder: VibeEncoder,
     exclude_track_ids: Iterable[int] = (),
     encoded: VibeVector | None = None,
+    away: np.ndarray | None = None,
 ) -> RecommendationsOut:
     """Recommendations with the query that produced them (the /api/recommendations document)."""
     vibe = _validate(limit=limit, alpha=alpha, vibe=vibe)
@@ -208,6 +223,8 @@ async def get_recommendations(
         encoded = await vibe_vector(vibe=vibe, alpha=alpha, vibe_encoder=vibe_encoder)
     prof = await resolve_profile(session, profile)
     query = await query_vector(session, profile=prof, vibe=encoded, alpha=alpha, settings=settings)
+    if away is not None:
+        query = steer_away(query, away)
     items = await _search(
         session, profile=prof, query=query, vibe=vibe, limit=limit, exclude_track_ids=exclude_track_ids
     )
@@ -232,8 +249,12 @@ async def recommend(
     vibe_encoder: VibeEncoder,
     exclude_track_ids: Iterable[int] = (),
     encoded: VibeVector | None = None,
+    away: np.ndarray | None = None,
 ) -> list[RecommendationOut]:
-    """The profile's recommendations, best first, never a listened, disliked or excluded track."""
+    """The profile's recommendations, best first, never a listened, disliked or excluded track.
+
+    `away`: a vector the query moves away from before the search (see `steer_away`).
+    """
     result = await get_recommendations(
         session,
         profile=profile,
@@ -244,5 +265,6 @@ async def recommend(
         vibe_encoder=vibe_encoder,
         exclude_track_ids=exclude_track_ids,
         encoded=encoded,
+        away=away,
     )
     return result.recommendations

@@ -164,7 +164,11 @@ class VibeEncoder:
 
 def get_vibe_encoder(request: Request) -> VibeEncoder:
     """The request's encoder: the app's session factory and, when `serve` runs the worker, its model."""
-    state = request.app.state
+    return get_vibe_encoder_for(request.app.state)
+
+
+def get_vibe_encoder_for(state: Any) -> VibeEncoder:
+    """An encoder for the app whose `app.state` this is (requests and `serve`'s background loops)."""
     return VibeEncoder(
         session_factory=state.session_factory,
         embedder=getattr(state, "embedder", None),

@@ -578,6 +578,164 @@
     }
   }
 
+  /* ---------- radio ---------- */
+
+  let radioKey = "";
+
+  function trackLine(label, track) {
+    return el(
+      "div",
+      { className: "radio-line", dataset: { line: label } },
+      el("span", { className: "radio-label", text: label }),
+      el("span", { className: "title", text: track.title }),
+      " ",
+      el("span", { className: "artist", text: track.artist }),
+    );
+  }
+
+  function radioVibe() {
+    const vibe = currentVibe();
+    return vibe === DEFAULT_VIBE ? null : vibe;
+  }
+
+  // Runs a radio request from a button: the button is off meanwhile, a failure is a toast.
+  async function radioAction(button, failed, work) {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      toast(`${failed}: ${err.message}`, "error");
+    } finally {
+      button.disabled = false;
+      radioKey = "";
+      refresh();
+    }
+  }
+
+  function startRadio(speaker, button) {
+    return radioAction(button, "Radio not started", async () => {
+      const body = { speaker_entity: speaker, vibe: radioVibe() };
+      const radio = await api("/api/radio", { method: "POST", body });
+      const first = radio.first_playback || {};
+      const problem =
+        first.status === "failed" ? ` · not queued yet: ${first.error || "Home Assistant failed"}` : "";
+      toast(
+        `Radio on for ${radio.profile} · ${radio.queued.length} tracks queued${problem}`,
+        problem ? "error" : "ok",
+      );
+    });
+  }
+
+  function stopRadio(speaker, button, stopPlayback) {
+    return radioAction(button, "Radio not stopped", async () => {
+      const query = stopPlayback ? "?stop_playback=true" : "";
+      const radio = await api(`/api/radio/${encodeURIComponent(speaker)}${query}`, { method: "DELETE" });
+      const player = radio.stop_playback?.status === "failed" ? ` (player: ${radio.stop_playback.error})` : "";
+      toast(`Radio stopped on ${speaker}${player}`, player ? "error" : "ok");
+    });
+  }
+
+  function speakerItem(speaker, radio, lastEnded) {
+    const name = speaker.speaker_name || speaker.speaker_entity;
+    const lines = el("div", { className: "radio-lines" });
+    const actions = el("div", { className: "radio-actions" });
+    if (radio) {
+      if (radio.now_playing) lines.append(trackLine("Now", radio.now_playing));
+      const next = radio.upcoming[0];
+      if (next) lines.append(trackLine("Next", next));
+      if (!radio.now_playing && !next) lines.append(el("span", { className: "muted", text: "Queueing…" }));
+      const counts =
+        `${radio.played.length} played · ${radio.skipped.length} skipped · ${radio.upcoming.length} queued`;
+      const avoiding = radio.steer.avoided_artists;
+      const avoided = avoiding.length ? ` · avoiding ${avoiding.join(", ")}` : "";
+      lines.append(el("span", { className: "muted small", text: counts + avoided }));
+      if (radio.playback.last_error) {
+        const retrying = radio.playback.next_retry_at ? " · retrying" : "";
+        lines.append(
+          el("span", { className: "error-text", text: `Home Assistant: ${radio.playback.last_error}${retrying}` }),
+        );
+      }
+      if (radio.now_playing) {
+        actions.append(
+          thumbs({
+            trackId: radio.now_playing.track_id,
+            profile: radio.profile,
+            label: `${radio.now_playing.title} by ${radio.now_playing.artist}`,
+          }),
+        );
+      }
+      const stop = el("button", { type: "button", className: "radio-stop", text: "Stop radio" });
+      stop.addEventListener("click", () => stopRadio(speaker.speaker_entity, stop, false));
+      const stopAll = el("button", {
+        type: "button",
+        className: "radio-stop-player",
+        text: "Stop radio and player",
+      });
+      stopAll.addEventListener("click", () => stopRadio(speaker.speaker_entity, stopAll, true));
+      actions.append(stop, stopAll);
+    } else {
+      if (lastEnded) {
+        lines.append(
+          el("span", {
+            className: "muted small radio-ended",
+            text: `Last radio ended (${lastEnded.ended_reason}): ${lastEnded.ended_detail || ""}`,
+          }),
+        );
+      }
+      const start = el("button", { type: "button", className: "primary radio-start", text: "Start radio" });
+      start.setAttribute("aria-label", `Start radio on ${name}`);
+      start.addEventListener("click", () => startRadio(speaker.speaker_entity, start));
+      actions.append(start);
+    }
+    return el(
+      "li",
+      { className: "item", dataset: { speaker: speaker.speaker_entity, radioId: radio ? radio.radio_id : "" } },
+      el(
+        "div",
+        { className: "item-main" },
+        el(
+          "div",
+          { className: "title-line" },
+          el("span", { className: "speaker-name", text: name }),
+          speaker.speaker_name ? el("span", { className: "artist mono", text: speaker.speaker_entity }) : null,
+        ),
+        el(
+          "div",
+          { className: "meta" },
+          radio ? badge(radio.profile) : speaker.profile ? badge(speaker.profile) : null,
+          radio ? el("span", { className: "pill pill-ok", text: "radio on" }) : null,
+          radio && radio.vibe ? el("span", { className: "dotted", text: `vibe “${radio.vibe}”` }) : null,
+        ),
+        lines,
+      ),
+      actions,
+    );
+  }
+
+  async function loadRadio() {
+    try {
+      const data = await api("/api/radio");
+      showMessage($("radio-error"), "");
+      const radios = data.radios || [];
+      const speakers = data.speakers || [];
+      const key = JSON.stringify([radios, speakers]);
+      if (key === radioKey) return;
+      radioKey = key;
+      const active = new Map(radios.filter((r) => r.active).map((r) => [r.speaker_entity, r]));
+      const ended = new Map();
+      for (const r of radios) if (!r.active && !ended.has(r.speaker_entity)) ended.set(r.speaker_entity, r);
+      $("speakers").replaceChildren(
+        ...speakers.map((s) => speakerItem(s, active.get(s.speaker_entity), ended.get(s.speaker_entity))),
+      );
+      $("speakers-empty").hidden = speakers.length > 0;
+      markPressed();
+    } catch (err) {
+      radioKey = "";
+      showMessage($("radio-error"), `Radio unavailable: ${err.message}`);
+      throw err;
+    }
+  }
+
   /* ---------- refresh loop ---------- */
 
   let inFlight = null;
@@ -596,7 +754,7 @@
       } catch (err) {
         problems.push(err);
       }
-      const results = await Promise.allSettled([loadStatus(), loadListens(), loadRecommendations()]);
+      const results = await Promise.allSettled([loadStatus(), loadListens(), loadRecommendations(), loadRadio()]);
       problems = problems.concat(results.filter((r) => r.status === "rejected").map((r) => r.reason));
       refreshTimes();
       const now = new Date().toLocaleTimeString();
