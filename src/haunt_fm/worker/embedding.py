@@ -85,6 +85,7 @@ class EmbeddingWorker:
             cache_dir=self.settings.resolved_model_cache_dir,
             torch_threads=self.settings.torch_threads,
             text_model=self.settings.clap_text_model,
+            runtime=self.settings.embedding_runtime,
         )
 
     async def run_forever(self) -> None:
@@ -341,7 +342,12 @@ class EmbeddingWorker:
             "model": self.settings.clap_model,
             "model_loaded": self.embedder is not None,
             "text_tower_ok": self.text_tower_ok,
-            "details": json.dumps({"text_tower_note": self.text_tower_note}),
+            "details": json.dumps(
+                {
+                    "text_tower_note": self.text_tower_note,
+                    "embedding_runtime": getattr(self.embedder, "runtime_details", None),
+                }
+            ),
             "last_batch_at": self.last_batch_at,
             "last_error": self.last_error,
             "tracks_done": self.tracks_done,

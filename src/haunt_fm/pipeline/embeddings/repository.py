@@ -49,6 +49,7 @@ async def store_embedding(
     model: str,
     pipeline_version: int,
     windows: int,
+    runtime: str | None = None,
 ) -> bool:
     """Save the vector and mark the track done, if `owner` still holds its lease."""
     held = (
@@ -67,10 +68,11 @@ async def store_embedding(
     await session.execute(
         text(
             """
-            INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
-            VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows)
+            INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows, runtime)
+            VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows, :runtime)
             ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
-                pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows, created_at = now()
+                pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows,
+                runtime = EXCLUDED.runtime, created_at = now()
             """
         ),
         {
@@ -79,6 +81,7 @@ async def store_embedding(
             "model": model,
             "version": pipeline_version,
             "windows": windows,
+            "runtime": runtime,
         },
     )
     return True
