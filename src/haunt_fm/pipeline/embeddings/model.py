@@ -72,6 +72,10 @@ WINDOW_PADDING = "repeatpad"
 # Windows per forward pass. At full size on CPU, throughput is flat from 3 to 12 windows per
 # pass and lower at 30, while peak RSS grows ~40-55 MB per window (bench/embedding.py).
 DEFAULT_WINDOW_BATCH = 12
+# ONNX Runtime's int8 and fp32 towers are as fast per window in passes of 3 as of 12, while
+# the activations they hold grow with the pass (bench/embedding.py): smaller passes there.
+ONNX_WINDOW_BATCH = 6
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
 TEXT_TOWER_PROMPTS = (
     "heavy metal guitar",
@@ -205,6 +209,33 @@ def _load_pretrained(
     return model, companion, local
 
 
+def model_revision(model_id_or_path: str, *, cache_dir: Path | None) -> str:
+    """What an exported audio tower is keyed by: the hub commit, or a hash of a local model's files.
+
+    Read from disk, never from the loaded tensors: safetensors weights are memory-mapped, and
+    touching the audio tower's pages to hash them would put them in the worker's RSS even
+    when ONNX Runtime runs the tower.
+    """
+    source, local = _source(model_id_or_path, "HAUNTFM_CLAP_MODEL")
+    if not local:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            source, cache_dir=str(cache_dir) if cache_dir else None, local_files_only=True
+        )
+        return Path(folder).name  # the commit hash
+    digest = hashlib.sha256()
+    files = sorted(
+        p for p in Path(source).iterdir() if p.name == "config.json" or p.suffix in WEIGHT_SUFFIXES
+    )
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 class ClapEmbedder:
     """One loaded CLAP model (plus an optional separate text model) that embeds audio and text."""
 
@@ -234,6 +265,7 @@ class ClapEmbedder:
         self._lock = threading.Lock()
         # The audio tower in use: PyTorch until `load` picks an ONNX Runtime one.
         self._tower: rt.AudioTower = self._torch_tower
+        self.window_batch = DEFAULT_WINDOW_BATCH  # windows per forward pass unless a call says otherwise
         self.runtime = rt.TORCH
         self.runtime_reason = "PyTorch (no other runtime asked for)"
         self.runtime_details: dict[str, Any] = {"requested": rt.TORCH, "runtime": rt.TORCH}
@@ -313,17 +345,6 @@ class ClapEmbedder:
         return embedder
 
     # -- audio runtime --------------------------------------------------------------------
-    def audio_revision(self) -> str:
-        """A hash of what an exported audio tower depends on: the audio config and its weights."""
-        digest = hashlib.sha256()
-        config = {"audio": self._model.config.audio_config.to_dict(), "dim": self.embedding_dim}
-        digest.update(json.dumps(config, sort_keys=True, default=str).encode())
-        for part in (self._model.audio_model, self._model.audio_projection):
-            for name, tensor in part.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-        return digest.hexdigest()
-
     def probe_inputs(self) -> rt.ProbeInputs:
         """The fidelity gate's probe set as model inputs."""
         probes = rt.probe_set()
@@ -344,7 +365,8 @@ class ClapEmbedder:
         try:
             if cache_dir is None:
                 raise ModelUnavailable("no model cache directory to keep exported files in")
-            cache = rt.RuntimeCache(Path(cache_dir), model_id=self.model_id, revision=self.audio_revision())
+            revision = model_revision(source, cache_dir=cache_dir)
+            cache = rt.RuntimeCache(Path(cache_dir), model_id=self.model_id, revision=revision)
             needed = rt.onnx_runtimes_for(requested)
             measure = requested == rt.AUTO
             with cache.locked():
@@ -378,7 +400,10 @@ class ClapEmbedder:
         }
         if tower is not None:
             self._tower = tower
-            # The PyTorch audio tower is no longer needed: give its memory back.
+            self.window_batch = ONNX_WINDOW_BATCH
+            # The PyTorch audio tower is no longer needed. Its safetensors weights are
+            # memory-mapped and were never touched here, so they never entered RSS; dropping
+            # the modules makes sure nothing touches them later.
             self._model.audio_model = None
             self._model.audio_projection = None
             gc.collect()
@@ -418,7 +443,7 @@ class ClapEmbedder:
         return np.ascontiguousarray(batch["input_features"], dtype=np.float32), is_longer
 
     def window_embeddings(
-        self, windows: Sequence[np.ndarray], *, batch_windows: int = DEFAULT_WINDOW_BATCH
+        self, windows: Sequence[np.ndarray], *, batch_windows: int | None = None
     ) -> np.ndarray:
         """Raw (unnormalised) projected embeddings, one row per window."""
         if not windows:
@@ -426,12 +451,12 @@ class ClapEmbedder:
         out: list[np.ndarray] = []
         with self._lock:
             self._ensure_threads()
-            for chunk in _batched(windows, max(1, batch_windows)):
+            for chunk in _batched(windows, max(1, batch_windows or self.window_batch)):
                 out.append(self._tower(*self._feature_arrays(chunk)))
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def embed_audio(
-        self, waveforms: Sequence[np.ndarray], *, batch_windows: int = DEFAULT_WINDOW_BATCH
+        self, waveforms: Sequence[np.ndarray], *, batch_windows: int | None = None
     ) -> AudioEmbeddings:
         """Embed 48 kHz mono previews: (n, dim) unit vectors plus the window count per track."""
         per_track: list[list[np.ndarray]] = []
@@ -529,7 +554,7 @@ def _prepare_main() -> None:
     source, threads = args["source"], int(args["threads"])
     hf_cache_dir = Path(args["hf_cache_dir"]) if args["hf_cache_dir"] else None
     embedder = ClapEmbedder.load(source, cache_dir=hf_cache_dir, torch_threads=threads)
-    if embedder.audio_revision() != args["revision"]:
+    if model_revision(source, cache_dir=hf_cache_dir) != args["revision"]:
         raise ModelUnavailable(f"the model at {source!r} changed while its ONNX export was being prepared")
     cache = rt.RuntimeCache(Path(args["cache_root"]), model_id=args["model_id"], revision=args["revision"])
     probes = embedder.probe_inputs()
@@ -543,7 +568,7 @@ def _prepare_main() -> None:
         torch_tower=embedder._torch_tower,
         probes=probes,
         export=lambda path: export_audio_tower(embedder._model, example, path),
-        batch_windows=DEFAULT_WINDOW_BATCH,
+        batch_windows=ONNX_WINDOW_BATCH,
     )
 
 
@@ -581,9 +606,12 @@ def _prepare_in_child(
         stderr=subprocess.PIPE,
         text=True,
         check=False,
+        timeout=rt.LOCK_TIMEOUT_SECONDS,
     )
     for line in proc.stderr.splitlines():
-        log.debug("export: %s", line)
+        # Our own progress (export, gate verdicts, timing) is worth a worker log line;
+        # the exporter's warnings are not.
+        log.log(logging.INFO if " haunt_fm." in line else logging.DEBUG, "export process: %s", line)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         raise RuntimeError(
