@@ -392,9 +392,10 @@ def main() -> int:
             first[runtime] = r = _child(["--stage", "load", "--runtime", runtime, *common])
             gate = r["details"].get("gate", {}).get(runtime, {})
             verdict = "passed" if gate.get("passed") else "FAILED"
+            how = "prepared in a child process" if r["details"].get("prepared_now") else "cache was warm"
             print(
                 f"first start {runtime}: {r['load_seconds']:.0f} s "
-                f"({'exported and verified' if r['details'].get('prepared_now') else 'cache was warm'}); "
+                f"({how}); "
                 f"export process peak RSS {r['export_process_peak_rss_mib']:.0f} MiB; gate {verdict}: "
                 f"min cosine {gate.get('min_cosine', float('nan')):.4f}, "
                 f"mean {gate.get('mean_cosine', float('nan')):.4f}, neighbour order "
@@ -402,7 +403,7 @@ def main() -> int:
             )
         print(
             f"pipeline: {args.previews} previews of 30 s (AAC m4a), calls of {args.batch} previews, "
-            f"passes of at most 12 windows; each runtime in a fresh process from a warm cache"
+            "passes of 12 windows (torch) or 6 (ONNX); each runtime in a fresh process from a warm cache"
         )
 
         results: dict[str, dict] = {}

@@ -92,6 +92,14 @@ class ModelUnavailable(RuntimeError):
     """The CLAP model (or the text model) could not be loaded."""
 
 
+class AudioInputs(NamedTuple):
+    """Model inputs of several previews: mel features of every window, and windows per track."""
+
+    input_features: np.ndarray  # (windows, 1, frames, mels) float32
+    is_longer: np.ndarray  # (windows, 1) bool
+    windows: list[int]
+
+
 class AudioEmbeddings(NamedTuple):
     """Unit vectors (n, dim) and the number of 10 s windows behind each."""
 
@@ -455,22 +463,52 @@ class ClapEmbedder:
                 out.append(self._tower(*self._feature_arrays(chunk)))
         return np.concatenate(out).astype(np.float32, copy=False)
 
-    def embed_audio(
+    def audio_inputs(
         self, waveforms: Sequence[np.ndarray], *, batch_windows: int | None = None
-    ) -> AudioEmbeddings:
-        """Embed 48 kHz mono previews: (n, dim) unit vectors plus the window count per track."""
+    ) -> AudioInputs:
+        """Windows and mel features of 48 kHz mono previews, ready for `embed_inputs`.
+
+        No model and no lock: a worker can run this in its decode thread for the next batch
+        while `embed_inputs` runs the current one.
+        """
         per_track: list[list[np.ndarray]] = []
         for i, samples in enumerate(waveforms):
             try:
                 per_track.append(split_windows(samples))
             except ValueError as exc:
                 raise ValueError(f"waveform {i}: {exc}") from exc
-        counts = [len(w) for w in per_track]
-        if not per_track:
+        windows = [w for ws in per_track for w in ws]  # one stream: passes fill up across tracks
+        chunks = [
+            self._feature_arrays(c) for c in _batched(windows, max(1, batch_windows or self.window_batch))
+        ]
+        if not chunks:
+            return AudioInputs(np.zeros((0, 1, 0, 0), np.float32), np.zeros((0, 1), np.bool_), [])
+        return AudioInputs(
+            np.concatenate([c[0] for c in chunks]),
+            np.concatenate([c[1] for c in chunks]),
+            [len(ws) for ws in per_track],
+        )
+
+    def embed_inputs(self, inputs: AudioInputs, *, batch_windows: int | None = None) -> AudioEmbeddings:
+        """Run the audio tower on prepared inputs (one pass at a time, under the lock) and pool per track."""
+        if not inputs.windows:
             return AudioEmbeddings(np.zeros((0, self.embedding_dim), dtype=np.float32), [])
-        # All windows of all tracks in one stream, so batches fill up across tracks.
-        raw = self.window_embeddings([w for ws in per_track for w in ws], batch_windows=batch_windows)
-        return AudioEmbeddings(pool_windows(raw, counts), counts)
+        size = max(1, batch_windows or self.window_batch)
+        out: list[np.ndarray] = []
+        with self._lock:
+            self._ensure_threads()
+            for i in range(0, len(inputs.input_features), size):
+                out.append(self._tower(inputs.input_features[i : i + size], inputs.is_longer[i : i + size]))
+        raw = np.concatenate(out).astype(np.float32, copy=False)
+        return AudioEmbeddings(pool_windows(raw, inputs.windows), list(inputs.windows))
+
+    def embed_audio(
+        self, waveforms: Sequence[np.ndarray], *, batch_windows: int | None = None
+    ) -> AudioEmbeddings:
+        """Embed 48 kHz mono previews: (n, dim) unit vectors plus the window count per track."""
+        return self.embed_inputs(
+            self.audio_inputs(waveforms, batch_windows=batch_windows), batch_windows=batch_windows
+        )
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised text embeddings (n, dim)."""
