@@ -392,11 +392,17 @@ def main() -> int:
             first[runtime] = r = _child(["--stage", "load", "--runtime", runtime, *common])
             gate = r["details"].get("gate", {}).get(runtime, {})
             verdict = "passed" if gate.get("passed") else "FAILED"
-            how = "prepared in a child process" if r["details"].get("prepared_now") else "cache was warm"
+            prepared = bool(r["details"].get("prepared_now"))
+            how = "prepared in a child process" if prepared else "cache was warm"
             print(
                 f"first start {runtime}: {r['load_seconds']:.0f} s "
                 f"({how}); "
-                f"export process peak RSS {r['export_process_peak_rss_mib']:.0f} MiB; gate {verdict}: "
+                + (
+                    f"export process peak RSS {r['export_process_peak_rss_mib']:.0f} MiB; "
+                    if prepared
+                    else ""
+                )
+                + f"gate {verdict}: "
                 f"min cosine {gate.get('min_cosine', float('nan')):.4f}, "
                 f"mean {gate.get('mean_cosine', float('nan')):.4f}, neighbour order "
                 f"{'kept' if gate.get('neighbours_preserved') else 'changed'}; runs {r['runtime']}"
