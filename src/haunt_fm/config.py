@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     embedding_lease_seconds: float = Field(default=120.0, gt=0)
     embedding_max_attempts: int = Field(default=3, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
+    # The audio tower's runtime: auto exports to ONNX, verifies fp32 and int8 against
+    # PyTorch (the fidelity gate) and runs the fastest that passed, measured on this CPU.
+    embedding_runtime: Literal["torch", "onnx", "onnx-int8", "auto"] = "auto"
     model_cache_dir: Path | None = None
     audio_cache_dir: Path | None = None
     max_preview_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

@@ -8,6 +8,7 @@ model is a tiny random CLAP checkpoint loaded through the real code path.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,9 +59,14 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 
 @pytest.fixture
-def service(world: dict[str, object], tiny_clap_dir: Path, tmp_path: Path) -> Iterator[str]:
+def service(
+    world: dict[str, object], tiny_clap_dir: Path, onnx_model_cache: Path, tmp_path: Path
+) -> Iterator[str]:
     lastfm, itunes, ha = world["lastfm"], world["itunes"], world["ha"]
     port = _free_port()
+    # Audio through ONNX Runtime int8, from a cache already exported and verified (the
+    # export itself is tested in tests/embeddings/test_onnx_runtime.py).
+    models = shutil.copytree(onnx_model_cache, tmp_path / "models")
     env = clean_environ()
     env.update(
         HAUNTFM_DATA_DIR=str(tmp_path / "data"),
@@ -74,6 +80,8 @@ def service(world: dict[str, object], tiny_clap_dir: Path, tmp_path: Path) -> It
         HAUNTFM_EMBEDDING_WORKER_ENABLED="true",
         HAUNTFM_EMBEDDING_INTERVAL_SECONDS="0.2",
         HAUNTFM_TORCH_THREADS="1",
+        HAUNTFM_MODEL_CACHE_DIR=str(models),
+        HAUNTFM_EMBEDDING_RUNTIME="onnx-int8",
     )
     log = open(tmp_path / "serve.log", "w")
     proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)

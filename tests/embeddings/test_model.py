@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shutil
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,19 @@ def test_text_tower_check_flags_collapse(embedder: ClapEmbedder, monkeypatch: py
     ok, note = embedder.text_tower_check()
     assert ok is False
     assert "HAUNTFM_CLAP_TEXT_MODEL=laion/larger_clap_general" in note
+
+
+def test_inputs_prepared_beside_a_running_batch_embed_the_same(embedder: ClapEmbedder) -> None:
+    # How a worker overlaps: the next batch's features in one thread, the current batch's
+    # inference in another.
+    current = [_noise(30, seed=21), _tone(30, 330)]
+    following = [_tone(20, 550), _noise(12, seed=22)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(embedder.embed_inputs, embedder.audio_inputs(current))
+        prepared = pool.submit(embedder.audio_inputs, following)
+        first, inputs = running.result(), prepared.result()
+    assert inputs.windows == [2, 1] and inputs.input_features.shape[0] == 3
+    second = embedder.embed_inputs(inputs)
+    np.testing.assert_allclose(first.vectors, embedder.embed_audio(current).vectors, atol=1e-6)
+    np.testing.assert_allclose(second.vectors, embedder.embed_audio(following).vectors, atol=1e-6)
+    assert embedder.embed_inputs(embedder.audio_inputs([])).vectors.shape == (0, 512)

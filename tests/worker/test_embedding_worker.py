@@ -469,3 +469,49 @@ async def test_two_worker_processes_one_killed_mid_batch_embed_every_track_exact
     async with db() as session:
         attempts = dict((await session.execute(text("SELECT id, embedding_attempts FROM tracks"))).all())
     assert all(a == 0 for a in attempts.values())  # settled as done, counters reset
+
+
+async def test_worker_embeds_through_onnx_int8(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    onnx_model_cache: Path,
+    tmp_path: Path,
+    pg_url: str,
+) -> None:
+    import json
+    import shutil
+
+    from haunt_fm.pipeline.embeddings.audio import decode_audio
+    from haunt_fm.pipeline.embeddings.model import ClapEmbedder
+
+    models = Path(shutil.copytree(onnx_model_cache, tmp_path / "models"))
+    ids = [await add_track(db, f"Onnx {i}", previews.url(f"tone{i}.m4a")) for i in range(3)]
+    worker = make_worker(
+        db,
+        http,
+        tmp_path,
+        pg_url,
+        tiny_clap_dir,
+        embedding_runtime="onnx-int8",
+        model_cache_dir=models,
+    )
+    assert await worker.load_model()
+    assert worker.embedder.runtime == "onnx-int8"
+    assert await worker.run_once() == 3
+    got = await vectors(db)
+    assert set(got) == set(ids)
+    # The same previews through PyTorch: the int8 vectors are the model's vectors.
+    reference = ClapEmbedder.load(str(tiny_clap_dir), torch_threads=2)
+    for i, track_id in enumerate(ids):
+        path = tmp_path / f"tone{i}.m4a"
+        path.write_bytes(previews.files[f"tone{i}.m4a"])
+        want = reference.embed_audio([decode_audio(path)]).vectors[0]
+        assert float(got[track_id] @ want) >= 0.99
+    async with db() as session:
+        details = (await session.execute(text("SELECT details FROM worker_states"))).scalar_one()
+    details = details if isinstance(details, dict) else json.loads(details)
+    status = details["embedding_runtime"]
+    assert status["runtime"] == "onnx-int8" and status["requested"] == "onnx-int8"
+    assert status["gate"]["onnx-int8"]["passed"] is True

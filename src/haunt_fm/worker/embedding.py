@@ -126,6 +126,7 @@ class EmbeddingWorker:
             cache_dir=self.settings.resolved_model_cache_dir,
             torch_threads=self.settings.torch_threads,
             text_model=self.settings.clap_text_model,
+            runtime=self.settings.embedding_runtime,
         )
 
     async def run_forever(self) -> None:
@@ -272,6 +273,7 @@ class EmbeddingWorker:
                         model=self.embedder.model_id,
                         pipeline_version=PIPELINE_VERSION,
                         windows=counts[i],
+                        runtime=getattr(self.embedder, "runtime", None),
                     )
                     stored += 1
             for item, error, transient, status in failures:
@@ -391,7 +393,12 @@ class EmbeddingWorker:
             "model": self.settings.clap_model,
             "model_loaded": self.embedder is not None,
             "text_tower_ok": self.text_tower_ok,
-            "details": repo.details_json({"text_tower_note": self.text_tower_note}),
+            "details": repo.details_json(
+                {
+                    "text_tower_note": self.text_tower_note,
+                    "embedding_runtime": getattr(self.embedder, "runtime_details", None),
+                }
+            ),
             "last_batch_at": self.last_batch_at,
             "last_error": self.last_error,
             "tracks_done": self.tracks_done,

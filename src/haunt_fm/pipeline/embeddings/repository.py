@@ -20,10 +20,11 @@ from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE, TEXT_STAGE
 
 _STORE_VECTOR_SQL = text(
     """
-    INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
-    VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows)
+    INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows, runtime)
+    VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows, :runtime)
     ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
-        pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows, created_at = now()
+        pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows,
+        runtime = EXCLUDED.runtime, created_at = now()
     """
 )
 
@@ -68,6 +69,7 @@ async def store_vector(
     model: str,
     pipeline_version: int,
     windows: int,
+    runtime: str | None = None,
 ) -> None:
     """Save a track's vector (call after the queue confirmed the claim was still held)."""
     await session.execute(
@@ -78,6 +80,7 @@ async def store_vector(
             "model": model,
             "version": pipeline_version,
             "windows": windows,
+            "runtime": runtime,
         },
     )
 
