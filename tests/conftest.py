@@ -26,7 +26,7 @@ from tests.support.live_server import LiveServer  # noqa: E402
 
 _TABLES = (
     "playlist_tracks, playlists, feedback, listen_events, track_similarities, track_embeddings, "
-    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles"
+    "text_embeddings, worker_states, app_state, speaker_groups, speaker_mappings, tracks, profiles"
 )
 
 

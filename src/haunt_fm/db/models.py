@@ -3,7 +3,7 @@
 from haunt_fm.pipeline.discovery.models import TrackSimilarity
 from haunt_fm.pipeline.embeddings.models import TextEmbedding, TrackEmbedding, WorkerState
 from haunt_fm.pipeline.feedback.models import Feedback
-from haunt_fm.pipeline.listens.models import ListenEvent
+from haunt_fm.pipeline.listens.models import ListenEvent, SpeakerGroup
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
 from haunt_fm.pipeline.status.models import AppState, RateLimitSlot
@@ -17,6 +17,7 @@ __all__ = [
     "PlaylistTrack",
     "Profile",
     "RateLimitSlot",
+    "SpeakerGroup",
     "SpeakerMapping",
     "TextEmbedding",
     "Track",

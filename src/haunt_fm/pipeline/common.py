@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,9 +22,15 @@ def _no_nul(value: str) -> str:
     return value
 
 
+def is_blank(value: str) -> bool:
+    """True when nothing visible is left: only whitespace and invisible format characters
+    (zero-width space and joiners, word joiner, BOM...)."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+
+
 def _stripped_nonblank(value: str) -> str:
     value = _no_nul(value).strip()
-    if not value:
+    if is_blank(value):
         raise ValueError("must not be blank")
     return value
 

@@ -35,6 +35,8 @@ class Track(Base):
     listened: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # Summed Last.fm match score over all seeds: candidates are looked up best-first.
     discovery_score: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    # Bumped by every statement that adds or removes a listen of this track (listens stage).
+    listen_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     # Last.fm metadata
     mbid: Mapped[str | None] = mapped_column(Text)
