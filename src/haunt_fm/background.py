@@ -1,4 +1,5 @@
-"""Background loops that run inside `serve`: preview lookup and the embedding worker."""
+"""Background loops that run inside `serve`: preview lookup, the embedding worker, and the
+reconciliation of listens from Home Assistant's history."""
 
 from __future__ import annotations
 
@@ -36,7 +37,26 @@ def start(app: FastAPI, settings: Settings) -> list[asyncio.Task[None]]:
         )
         app.state.preview_lookup = lookup
         tasks.append(asyncio.create_task(lookup.run_forever(), name="preview-lookup"))
+    if settings.ha_configured and settings.ha_reconcile_minutes > 0:
+        tasks.append(asyncio.create_task(_reconcile_forever(app, settings), name="ha-reconcile"))
     return tasks
+
+
+async def _reconcile_forever(app: FastAPI, settings: Settings) -> None:
+    """Recover missed listens from Home Assistant's history now and every HAUNTFM_HA_RECONCILE_MINUTES.
+
+    A plain loop until the job queue takes periodic jobs; a run records its own outcome.
+    """
+    from haunt_fm.clients.homeassistant.client import HomeAssistantClient
+    from haunt_fm.pipeline.listens.reconcile import reconcile
+
+    client = HomeAssistantClient(settings.ha_url or "", settings.ha_token, http=app.state.http)
+    while True:
+        try:
+            await reconcile(session_factory=app.state.session_factory, settings=settings, client=client)
+        except Exception:  # the database away for a moment must not end the loop
+            log.exception("reconciliation from Home Assistant's history failed")
+        await asyncio.sleep(settings.ha_reconcile_minutes * 60)
 
 
 async def stop(tasks: list[asyncio.Task[None]]) -> None:

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # Playback (Home Assistant REST API -> Music Assistant).
     ha_url: str | None = None
     ha_token: SecretStr | None = None
+    # Listens the webhook missed are recovered from Home Assistant's history every this many
+    # minutes (and at start); 0 turns it off. Players read: mapped speakers, players seen in
+    # listens, and these extra entity ids (comma-separated).
+    ha_reconcile_minutes: float = Field(default=10.0, ge=0)
+    ha_players: str | None = None
 
     # Embeddings (CLAP).
     clap_model: str = "laion/larger_clap_music"
@@ -72,7 +77,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("ha_url", "clap_text_model", mode="before")
+    @field_validator("ha_url", "clap_text_model", "ha_players", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -94,6 +99,11 @@ class Settings(BaseSettings):
     @property
     def ha_configured(self) -> bool:
         return bool(self.ha_url) and self.ha_token is not None
+
+    @property
+    def ha_player_list(self) -> list[str]:
+        """HAUNTFM_HA_PLAYERS as entity ids."""
+        return [p.strip().lower() for p in (self.ha_players or "").split(",") if p.strip()]
 
 
 @lru_cache

@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 #   grouped    a known group player containing this speaker plays the same track now;
 #   duplicate  the same track for the same profile, or on the same speaker, within 60 s;
 #   resumed    the speaker's previous listen is this track and it is still within that
-#              track's length plus a slack (a fixed window when the length is unknown);
+#              track's length plus a slack (a fixed window when the length is unknown), or
+#              its next listen is this track and starts within this one's length;
 #   logged     anything else: stored.
 # A group player's report (the group variant) also takes over its members' listens of the same
 # track that began within 60 s of it, and records its members. Those writes cost a plain
@@ -64,6 +65,8 @@ _READS = """
               ORDER BY e.played_at LIMIT 1)
         ) d ORDER BY played_at LIMIT 1
     ), res AS (
+        -- The speaker's previous listen, or its next one (a report that arrives late, such as
+        -- the real start of a play whose resume the webhook stored), of this same track.
         SELECT p.id, p.profile_id FROM (
             SELECT e.id, e.profile_id, e.track_id, e.played_at, e.duration_s FROM listen_events e
             WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at <= CAST(:t AS timestamptz)
@@ -72,6 +75,16 @@ _READS = """
         WHERE p.track_id = (SELECT id FROM snap)
           AND CAST(:t AS timestamptz) < p.played_at + make_interval(
               secs => coalesce(coalesce(p.duration_s, :duration_s) + :slack_s, :unknown_s))
+        UNION ALL
+        SELECT n.id, n.profile_id FROM (
+            SELECT e.id, e.profile_id, e.track_id, e.played_at, e.duration_s FROM listen_events e
+            WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at > CAST(:t AS timestamptz)
+            ORDER BY e.played_at LIMIT 1
+        ) n
+        WHERE n.track_id = (SELECT id FROM snap)
+          AND n.played_at < CAST(:t AS timestamptz) + make_interval(
+              secs => coalesce(coalesce(:duration_s, n.duration_s) + :slack_s, :unknown_s))
+        LIMIT 1
     ), {changes} decision AS (
         SELECT CASE WHEN {hold} THEN 'regroup'
                     WHEN g.id IS NOT NULL THEN 'grouped' WHEN d.id IS NOT NULL THEN 'duplicate'
