@@ -1,4 +1,5 @@
-"""Background loops that run inside `serve`: preview lookup, the embedding worker, and jobs."""
+"""Background loops that run inside `serve`: preview lookup, the embedding worker, radios, and
+jobs (scheduled discovery, reconciliation from Home Assistant's history, ...)."""
 
 from __future__ import annotations
 

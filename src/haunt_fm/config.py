@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # Playback (Home Assistant REST API -> Music Assistant).
     ha_url: str | None = None
     ha_token: SecretStr | None = None
+    # Listens the webhook missed are recovered from Home Assistant's history every this many
+    # minutes (and at start); 0 turns it off. Players read: mapped speakers, players seen in
+    # listens, and these extra entity ids (comma-separated).
+    ha_reconcile_minutes: float = Field(default=10.0, ge=0)
+    ha_players: str | None = None
 
     # Embeddings (CLAP).
     clap_model: str = "laion/larger_clap_music"
@@ -142,6 +147,11 @@ class Settings(BaseSettings):
     @property
     def ha_configured(self) -> bool:
         return bool(self.ha_url) and self.ha_token is not None
+
+    @property
+    def ha_player_list(self) -> list[str]:
+        """HAUNTFM_HA_PLAYERS as entity ids."""
+        return [p.strip().lower() for p in (self.ha_players or "").split(",") if p.strip()]
 
 
 def env_file() -> Path | None:

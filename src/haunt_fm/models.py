@@ -4,7 +4,7 @@ from haunt_fm.db.rate_limits import RateLimitSlot
 from haunt_fm.pipeline.discovery.models import TrackSimilarity
 from haunt_fm.pipeline.embeddings.models import TextEmbedding, TrackEmbedding, WorkerState
 from haunt_fm.pipeline.feedback.models import Feedback
-from haunt_fm.pipeline.listens.models import ListenEvent
+from haunt_fm.pipeline.listens.models import ListenEvent, SpeakerGroup
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
 from haunt_fm.pipeline.radio.models import Radio, RadioTrack
@@ -23,6 +23,7 @@ __all__ = [
     "Radio",
     "RadioTrack",
     "RateLimitSlot",
+    "SpeakerGroup",
     "SpeakerMapping",
     "TextEmbedding",
     "Track",

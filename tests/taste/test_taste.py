@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -127,9 +127,14 @@ async def test_stale_taste_is_rebuilt_before_use(client: httpx.AsyncClient, db: 
     for minute in range(5):
         r = await client.post(
             "/api/history/webhook",
-            json={"title": "Near3", "artist": "Artist", "played_at": f"2030-01-01T00:0{minute}:00+00:00"},
+            json={
+                "title": "Near3",
+                "artist": "Artist",
+                # Minutes apart, just before now (a time in the future would be replaced by now).
+                "played_at": (datetime.now(UTC) - timedelta(minutes=10 - 2 * minute)).isoformat(),
+            },
         )
-        assert r.status_code == 201 and r.json()["track_id"] == near3
+        assert r.status_code == 201 and r.json()["track_id"] == near3, r.text
     body = (await client.get("/api/recommendations")).json()
     vec, built2, used = await taste_of(db)
     assert built2 > built1 and used == 2

@@ -155,4 +155,6 @@ async def test_status_counts_every_stage(
     }
     assert {p["name"]: p["listens"] for p in status["profiles"]} == {"default": 0, "antialias": 2}
     assert status["feedback"] == 0
-    assert status["homeassistant"] == {"configured": False}
+    assert status["homeassistant"]["configured"] is False
+    reconciliation = status["homeassistant"]["reconciliation"]
+    assert reconciliation["enabled"] is False and reconciliation["last_run_at"] is None

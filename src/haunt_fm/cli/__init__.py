@@ -258,6 +258,40 @@ def discover(
             raise _fail("discovery interrupted; the seeds expanded so far are kept.") from None
 
 
+@app.command()
+def backfill(
+    since: str = typer.Option(..., "--since", help="Start: a date (2026-11-20, UTC) or an ISO-8601 time."),
+    until: str | None = typer.Option(None, "--until", help="End (default: now), same forms."),
+) -> None:
+    """Recover listens the webhook missed from Home Assistant's history between two times.
+
+    Home Assistant keeps 10 days by default. Listens already stored are not stored again.
+    """
+    from haunt_fm.cli import history as command
+
+    settings = get_settings()
+    _setup_logging(settings)
+    if not settings.ha_configured:
+        raise _fail("backfill reads Home Assistant's history: set HAUNTFM_HA_URL and HAUNTFM_HA_TOKEN.")
+    try:
+        start = command.parse_when(since)
+        end = command.parse_when(until) if until else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if end is not None and end <= start:
+        raise _fail("--until must be after --since.")
+    with database(settings, attach=True) as url:
+        _upgrade(url)
+        run = command.run(settings, url, since=start, until=end)
+    typer.echo(
+        f"read {run.start.isoformat()} .. {run.end.isoformat()} for {len(run.players)} player(s): "
+        f"{run.states_read} recorded states, {run.listens_found} listen reports, "
+        f"{run.recovered} listen(s) recovered"
+    )
+    if run.error:
+        raise _fail(run.error)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the database schema to the latest version."""

@@ -79,6 +79,9 @@ class JobKind:
     retry: RetryPolicy = DEFAULT_JOB_RETRY
     every: Callable[[], float | None] | None = None  # seconds; None or <= 0 = not periodic
     first_after: float = 0.0  # seconds after startup for a periodic kind's first run
+    # A periodic kind that must run soon after every start (not only the first): its pending
+    # run is brought forward to `first_after` from now (recovering what happened while down).
+    at_start: bool = False
 
 
 async def enqueue(
@@ -129,7 +132,10 @@ class JobRunner:
             period = kind.every() if kind.every else None
             if period and period > 0:
                 first = datetime.now(UTC) + timedelta(seconds=kind.first_after)
-                await enqueue(self.sessions, kind=kind.name, key=PERIODIC_KEY, run_at=first)
+                async with transaction(self.sessions) as session:
+                    queued = await repo.enqueue_job(session, kind=kind.name, key=PERIODIC_KEY, run_at=first)
+                    if queued is None and kind.at_start:
+                        await repo.bring_forward(session, kind=kind.name, key=PERIODIC_KEY, run_at=first)
 
     async def run_forever(self) -> None:
         await self.schedule_periodic()

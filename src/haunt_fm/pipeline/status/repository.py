@@ -33,7 +33,7 @@ _WORKERS_SQL = text(
     FROM worker_states WHERE heartbeat_at > :since ORDER BY heartbeat_at DESC
     """
 )
-_STATE_SQL = text("SELECT key, value FROM app_state WHERE key IN ('discovery', 'previews')")
+_STATE_SQL = text("SELECT key, value FROM app_state WHERE key IN ('discovery', 'previews', 'ha_reconcile')")
 _FEEDBACK_SQL = text("SELECT count(*) FROM feedback")
 _SCHEDULED_SQL = text("SELECT kind, next_at FROM jobs WHERE status = 'pending' AND key = 'periodic'")
 

@@ -77,8 +77,30 @@ class PreviewStatus(BaseModel):
     last_error_at: str | None
 
 
+class ReconciliationWindow(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ReconciliationStatus(BaseModel):
+    """The last reading of Home Assistant's history for listens the webhook missed."""
+
+    enabled: bool
+    interval_minutes: float
+    last_run_at: datetime | None
+    kind: str | None = Field(description="`periodic` or `backfill`.")
+    window: ReconciliationWindow | None
+    players: list[str]
+    listens_found: int | None
+    listens_recovered: int | None
+    error: str | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
 class HomeAssistantStatus(BaseModel):
     configured: bool
+    reconciliation: ReconciliationStatus
 
 
 class ProfileStatus(BaseModel):

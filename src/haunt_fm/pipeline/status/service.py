@@ -72,6 +72,24 @@ def _live_run(running: Any) -> dict[str, Any] | None:
     return running if datetime.now(UTC) - updated < RUN_STALE_AFTER else None
 
 
+def _reconciliation(settings: Settings, state: dict[str, Any]) -> dict[str, Any]:
+    """The last reading of Home Assistant's history for missed listens."""
+    last = state.get("last_run") or {}
+    return {
+        "enabled": settings.ha_configured and settings.ha_reconcile_minutes > 0,
+        "interval_minutes": settings.ha_reconcile_minutes,
+        "last_run_at": state.get("last_run_at"),
+        "kind": last.get("kind"),
+        "window": {"start": last["start"], "end": last["end"]} if last else None,
+        "players": last.get("players", []),
+        "listens_found": last.get("listens_found"),
+        "listens_recovered": last.get("recovered"),
+        "error": last.get("error"),
+        "last_error": state.get("last_error"),
+        "last_error_at": state.get("last_error_at"),
+    }
+
+
 async def pipeline_status(
     session: AsyncSession, *, settings: Settings, local_worker: Any = None
 ) -> StatusOut:
@@ -90,6 +108,7 @@ async def pipeline_status(
     states = await repository.app_states(session)
     discovery = states.get("discovery", {})
     previews_state = states.get("previews", {})
+    reconcile = states.get("ha_reconcile", {})
     feedback = await repository.feedback_count(session)
     scheduled = await repository.scheduled_jobs(session)
     return StatusOut.model_validate(
@@ -122,7 +141,10 @@ async def pipeline_status(
                 "last_error": previews_state.get("last_error"),
                 "last_error_at": previews_state.get("last_error_at"),
             },
-            "homeassistant": {"configured": settings.ha_configured},
+            "homeassistant": {
+                "configured": settings.ha_configured,
+                "reconciliation": _reconciliation(settings, reconcile),
+            },
             "profiles": [
                 {
                     "name": p["name"],

@@ -39,6 +39,8 @@ class Track(Base):
     # Listens of it (any profile, duplicates aside) and the latest: seeds go most played first.
     play_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped by every statement that adds or removes a listen of this track (listens stage).
+    listen_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     # Last.fm metadata
     mbid: Mapped[str | None] = mapped_column(Text)
