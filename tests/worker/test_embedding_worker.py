@@ -515,3 +515,48 @@ async def test_worker_embeds_through_onnx_int8(
     status = details["embedding_runtime"]
     assert status["runtime"] == "onnx-int8" and status["requested"] == "onnx-int8"
     assert status["gate"]["onnx-int8"]["passed"] is True
+
+
+async def test_the_next_batch_is_prepared_while_one_is_in_inference(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
+) -> None:
+    import threading
+
+    for i in range(4):  # four previews, four URLs: two batches of two
+        previews.files[f"pipe{i}.m4a"] = previews.files[f"tone{i % 3}.m4a"]
+        await add_track(db, f"Pipe {i}", previews.url(f"pipe{i}.m4a"))
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_batch_size=2)
+    assert await worker.load_model()
+    in_inference, release = threading.Event(), threading.Event()
+    calls = 0
+    name = "embed_inputs" if hasattr(worker.embedder, "audio_inputs") else "embed_audio"
+    model_call = getattr(worker.embedder, name)
+
+    def held_model_call(batch: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first batch stays in inference until the test lets it go
+            in_inference.set()
+            assert release.wait(60)
+        return model_call(batch)
+
+    setattr(worker.embedder, name, held_model_call)
+    task = asyncio.create_task(worker.run_batches())
+    try:
+        assert await asyncio.to_thread(in_inference.wait, 60)
+        for _ in range(600):  # a liveness bound for a busy machine, not a speed check
+            if all(previews.hits[f"pipe{i}.m4a"] for i in range(4)):
+                break
+            await asyncio.sleep(0.05)
+        # Every preview was downloaded while the first batch was still in the model.
+        assert all(previews.hits[f"pipe{i}.m4a"] == 1 for i in range(4))
+        assert calls == 1
+    finally:
+        release.set()
+    assert await task == 4
+    assert len(await vectors(db)) == 4
