@@ -26,7 +26,8 @@ from tests.support.live_server import LiveServer  # noqa: E402
 
 _TABLES = (
     "playlist_tracks, playlists, feedback, listen_events, track_similarities, track_embeddings, "
-    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles, jobs, rate_limits"
+    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles, jobs, rate_limits, "
+    "track_tags, tag_lookups, vibe_groundings"
 )
 
 
@@ -111,3 +112,11 @@ def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.tiny_clap import build_tiny_clap  # torch import only when a test needs it
 
     return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_collapsed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with a collapsed text tower (same audio tower): every text, one vector."""
+    from tests.support.tiny_clap import build_tiny_clap
+
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap_collapsed"), collapsed_text=True)

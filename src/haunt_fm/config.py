@@ -14,6 +14,18 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("haunt-fm"))
 
 
+# Settings that no longer exist. They stay readable only so that startup can refuse them
+# with a sentence naming the replacement, instead of silently doing something else.
+RETIRED_SETTINGS: dict[str, str] = {
+    "clap_text_model": (
+        "HAUNTFM_CLAP_TEXT_MODEL is retired: a vibe embedded by one CLAP checkpoint cannot be compared "
+        "with audio embedded by another, so unset it and, for vibe text that works, set "
+        "HAUNTFM_CLAP_MODEL to a checkpoint whose text tower works (e.g. laion/larger_clap_general; the "
+        "library is re-embedded in the background)."
+    ),
+}
+
+
 class Settings(BaseSettings):
     """Runtime configuration, read from the environment (and `.env`)."""
 
@@ -47,6 +59,7 @@ class Settings(BaseSettings):
 
     # Embeddings (CLAP).
     clap_model: str = "laion/larger_clap_music"
+    # Retired (see RETIRED_SETTINGS): read only so that startup can refuse it.
     clap_text_model: str | None = None
     embedding_worker_enabled: bool = True
     embedding_batch_size: int = Field(default=10, ge=1, le=1000)
@@ -58,6 +71,9 @@ class Settings(BaseSettings):
     model_cache_dir: Path | None = None
     audio_cache_dir: Path | None = None
     max_preview_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    # Tags (Last.fm track.getTopTags): a track's tags are fetched again after this many days.
+    tags_refresh_days: float = Field(default=90.0, gt=0)
 
     # Taste profile.
     taste_half_life_days: float = Field(default=30.0, gt=0)
@@ -79,6 +95,10 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    def retired(self) -> list[str]:
+        """Why this configuration must not start: one sentence per retired setting that is set."""
+        return [message for field, message in RETIRED_SETTINGS.items() if getattr(self, field) is not None]
 
     @property
     def resolved_model_cache_dir(self) -> Path:

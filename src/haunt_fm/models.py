@@ -8,6 +8,7 @@ from haunt_fm.pipeline.listens.models import ListenEvent
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
 from haunt_fm.pipeline.status.models import AppState
+from haunt_fm.pipeline.tags.models import TagLookup, TrackTag, VibeGrounding
 from haunt_fm.pipeline.tracks.models import Track
 from haunt_fm.queue.models import Job
 
@@ -21,9 +22,12 @@ __all__ = [
     "Profile",
     "RateLimitSlot",
     "SpeakerMapping",
+    "TagLookup",
     "TextEmbedding",
     "Track",
     "TrackEmbedding",
     "TrackSimilarity",
+    "TrackTag",
+    "VibeGrounding",
     "WorkerState",
 ]
