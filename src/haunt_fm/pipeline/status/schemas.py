@@ -22,6 +22,20 @@ class EmbeddingCounts(BaseModel):
     done: int = 0
     failed: int = 0
     waiting: int = Field(default=0, description="Tracks whose preview is not found yet.")
+    model: str = Field(
+        default="", description="The current CLAP model (HAUNTFM_CLAP_MODEL): only its vectors are used."
+    )
+    outdated: int = Field(
+        default=0,
+        description="Vectors made by another model, left out of every query until their track is "
+        "re-embedded (in the background, as `pending`): the re-embedding progress after a model switch.",
+    )
+
+
+class TagCounts(BaseModel):
+    pending: int = Field(default=0, description="Tracks whose Last.fm tags are still to be fetched.")
+    done: int = 0
+    failed: int = 0
 
 
 class PipelineCounts(BaseModel):
@@ -31,6 +45,7 @@ class PipelineCounts(BaseModel):
     candidates: int
     preview: PreviewCounts
     embedding: EmbeddingCounts
+    tags: TagCounts = Field(default_factory=TagCounts)
 
 
 class WorkerOut(BaseModel):
@@ -70,6 +85,13 @@ class PreviewStatus(BaseModel):
     last_error_at: str | None
 
 
+class TagsStatus(BaseModel):
+    enabled: bool = Field(description="Tags are fetched (a Last.fm key is configured).")
+    last_fetch_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+
+
 class HomeAssistantStatus(BaseModel):
     configured: bool
 
@@ -89,6 +111,7 @@ class StatusOut(BaseModel):
     worker: WorkerSummary
     discovery: DiscoveryStatus
     previews: PreviewStatus
+    tags: TagsStatus
     homeassistant: HomeAssistantStatus
     profiles: list[ProfileStatus]
     feedback: int
