@@ -77,8 +77,20 @@ def _include_routers(app: FastAPI) -> None:
     from haunt_fm.pipeline.profiles.router import router as profiles
     from haunt_fm.pipeline.recommendations.router import router as recommendations
     from haunt_fm.pipeline.status.router import router as status
+    from haunt_fm.pipeline.tags.router import router as tags
     from haunt_fm.pipeline.taste.router import router as taste
     from haunt_fm.web.router import router as web
 
-    for router in (status, listens, profiles, discovery, taste, recommendations, feedback, playlists, web):
+    for router in (
+        status,
+        listens,
+        profiles,
+        discovery,
+        tags,
+        taste,
+        recommendations,
+        feedback,
+        playlists,
+        web,
+    ):
         app.include_router(router)

@@ -1,4 +1,4 @@
-"""Background loops that run inside `serve`: preview lookup, the embedding worker, and jobs."""
+"""Background loops that run inside `serve`: preview lookup, the embedding worker, tags, and jobs."""
 
 from __future__ import annotations
 
@@ -38,6 +38,14 @@ def start(app: FastAPI, runtime: Runtime) -> list[asyncio.Task[None]]:
         )
         app.state.preview_lookup = lookup
         tasks.append(asyncio.create_task(lookup.run_forever(), name="preview-lookup"))
+    if settings.lastfm_configured:
+        from haunt_fm.pipeline.tags.tasks import TagFetcher
+
+        fetcher = TagFetcher(
+            settings=settings, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
+        )
+        app.state.tag_fetcher = fetcher
+        tasks.append(asyncio.create_task(fetcher.run_forever(), name="tags"))
     from haunt_fm.worker.jobs import job_runner
 
     runner = job_runner(runtime)

@@ -45,8 +45,9 @@ _LOG_SQL = text(
     SELECT (SELECT id FROM ev) AS event_id, (SELECT id FROM trk) AS track_id,
            prof.id AS profile_id, p.name AS profile_name,
            coalesce(:played_at, now()) AS played_at,
-           -- A song never seen before needs a preview: wake the preview lookup on every machine.
-           (SELECT count(pg_notify('haunt_fm_work', 'previews')) FROM trk WHERE trk.inserted) AS woke
+           -- A song never seen before needs a preview and tags: wake those stages on every machine.
+           (SELECT count(pg_notify('haunt_fm_work', 'previews')) + count(pg_notify('haunt_fm_work', 'tags'))
+            FROM trk WHERE trk.inserted) AS woke
     FROM prof JOIN profiles p ON p.id = prof.id
     """
 )
