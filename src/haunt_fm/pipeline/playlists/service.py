@@ -83,6 +83,7 @@ async def pick_tracks(
         contexts=contexts,
         half_life_days=settings.taste_half_life_days,
         vibe=vibe_vector_,
+        model=settings.clap_model,
         limit=total + KNOWN_SLACK,
     )
     known = [_candidate(r, "known") for r in known_rows]
@@ -220,6 +221,8 @@ async def generate_playlist(
             "speaker_entity": speaker,
             "auto_play": request.auto_play,
         }
+        if encoded is not None and encoded.basis is not None:
+            params["vibe_basis"] = encoded.basis.model_dump()
         async with transaction(session_factory) as session:
             saved = await repo.save(
                 session,
@@ -269,6 +272,7 @@ def _document(
         created_at=created_at,
         vibe=params.get("vibe"),
         alpha=float(params.get("alpha", 0.5)),
+        vibe_basis=params.get("vibe_basis"),
         total_tracks=total,
         known_pct=known_pct,
         known_count=known,

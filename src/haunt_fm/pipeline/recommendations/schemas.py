@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from haunt_fm.pipeline.tags.schemas import VibeBasis
+
 
 class BecauseOut(BaseModel):
     """A listened track whose Last.fm neighbours led discovery to the recommended one."""
@@ -38,6 +40,9 @@ class RecommendationsOut(BaseModel):
     alpha: float
     basis: Literal["taste", "vibe", "taste+vibe"] = Field(
         description="What the query vector was made of: the taste profile, the vibe, or a blend."
+    )
+    vibe_basis: VibeBasis | None = Field(
+        default=None, description="How the vibe was understood (present whenever a vibe was given)."
     )
     taste_built_at: datetime | None = None
     recommendations: list[RecommendationOut]

@@ -19,6 +19,7 @@ from haunt_fm.pipeline.profiles.models import Profile
 from haunt_fm.pipeline.recommendations import repository as repo
 from haunt_fm.pipeline.recommendations.schemas import BecauseOut, RecommendationOut, RecommendationsOut
 from haunt_fm.pipeline.recommendations.vibe import VibeEncoder
+from haunt_fm.pipeline.tags.schemas import VibeBasis
 from haunt_fm.pipeline.taste.service import ensure_fresh_taste, no_taste_message, resolve_profile
 from haunt_fm.pipeline.vibes import GENERAL_VIBE, clean_vibe, normalize_vibe
 
@@ -77,10 +78,12 @@ class Query(NamedTuple):
 
 
 class VibeVector(NamedTuple):
-    """A vibe's vector, or why it could not be had (raised only if the query turns out to need it)."""
+    """A vibe's vector, or why it could not be had (raised only if the query turns out to need it),
+    and how the vibe was understood."""
 
     vector: np.ndarray | None
     error: AppError | None = None
+    basis: VibeBasis | None = None
 
     def require(self) -> np.ndarray:
         if self.vector is None:
@@ -90,17 +93,19 @@ class VibeVector(NamedTuple):
 
 
 async def vibe_vector(*, vibe: str | None, alpha: float, vibe_encoder: VibeEncoder) -> VibeVector | None:
-    """Encode the vibe BEFORE the request's session does any work: the encoder may wait for a
+    """Ground the vibe BEFORE the request's session does any work: the encoder may wait for a
     worker, and a request must not hold a pooled connection while it waits. With alpha 1 the
     vibe is needed only when the profile has no taste yet, so a failure is kept for later."""
     if vibe is None:
         return None
     try:
-        return VibeVector(await vibe_encoder.encode(text=vibe))
+        # Alpha 1: the vibe may not be needed, so a text vector is not waited for.
+        grounded = await vibe_encoder.ground(text=vibe, wait=alpha < 1.0)
     except AppError as exc:
         if alpha < 1.0:
             raise
-        return VibeVector(None, exc)
+        return VibeVector(None, exc, getattr(exc, "basis", None))
+    return VibeVector(grounded.vector, basis=grounded.basis)
 
 
 async def query_vector(
@@ -142,6 +147,7 @@ async def _search(
     *,
     profile: Profile,
     query: Query,
+    model: str,
     vibe: str | None,
     limit: int,
     exclude_track_ids: Iterable[int],
@@ -150,6 +156,7 @@ async def _search(
     exclude = sorted({int(t) for t in exclude_track_ids})
     known = (profile.taste_tracks_used or 0) + len(exclude)
     common: dict[str, Any] = {
+        "model": model,
         "profile_id": profile.id,
         "contexts": contexts,
         "exclude": exclude,
@@ -168,7 +175,12 @@ async def _search(
             probe_args = {**common, "limit": want}
             candidates.update(await repo.probe(session, query=vector, ef_search=ef, **probe_args))
         rows = await repo.rank(
-            session, query=query.vector, profile_id=profile.id, candidates=sorted(candidates), limit=limit
+            session,
+            query=query.vector,
+            model=model,
+            profile_id=profile.id,
+            candidates=sorted(candidates),
+            limit=limit,
         )
     if len(rows) < limit:
         # The index scan ran out of budget before filling the page; an exact scan settles
@@ -209,13 +221,20 @@ async def get_recommendations(
     prof = await resolve_profile(session, profile)
     query = await query_vector(session, profile=prof, vibe=encoded, alpha=alpha, settings=settings)
     items = await _search(
-        session, profile=prof, query=query, vibe=vibe, limit=limit, exclude_track_ids=exclude_track_ids
+        session,
+        profile=prof,
+        query=query,
+        model=settings.clap_model,
+        vibe=vibe,
+        limit=limit,
+        exclude_track_ids=exclude_track_ids,
     )
     return RecommendationsOut(
         profile=prof.name,
         vibe=vibe,
         alpha=alpha,
         basis=query.basis,
+        vibe_basis=encoded.basis if encoded is not None else None,
         taste_built_at=prof.taste_built_at if prof.taste_embedding is not None else None,
         recommendations=items,
     )
