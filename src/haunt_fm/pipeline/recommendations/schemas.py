@@ -46,3 +46,11 @@ class RecommendationsOut(BaseModel):
     )
     taste_built_at: datetime | None = None
     recommendations: list[RecommendationOut]
+
+
+class VibeNotUnderstoodOut(BaseModel):
+    """409 when a vibe can't steer: no tag of an embedded track matched and the text tower can't be used."""
+
+    detail: str = Field(description="What was understood, why it can't steer, and whether discovery started.")
+    error: Literal["vibe_not_understood"]
+    suggestions: list[str] = Field(description="The library's most common tags (of embedded tracks).")
