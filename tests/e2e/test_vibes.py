@@ -10,9 +10,6 @@ their tags. With the text tower useless, a vibe can only steer through the tags,
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_full_pipeline import EXE, _free_port
 from tests.fakes.itunes import FakeItunes
 from tests.fakes.lastfm import FakeLastfm
 from tests.fakes.lastfm_world import TagWorld
+from tests.support.serve_process import serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -57,37 +54,20 @@ def service(
 ) -> Iterator[str]:
     lastfm, itunes = world["lastfm"], world["itunes"]
     tmp_path = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
-    env.update(
-        HAUNTFM_DATA_DIR=str(tmp_path / "data"),
-        HAUNTFM_LASTFM_API_KEY="lfm-key",
-        HAUNTFM_LASTFM_API_URL=lastfm.api_url,
-        HAUNTFM_LASTFM_RATE_PER_SECOND="50",
-        HAUNTFM_ITUNES_API_URL=itunes.url,
-        HAUNTFM_ITUNES_RATE_PER_MINUTE="1200",
-        HAUNTFM_CLAP_MODEL=str(tiny_clap_collapsed_dir),
-        HAUNTFM_EMBEDDING_WORKER_ENABLED="true",
-        HAUNTFM_EMBEDDING_INTERVAL_SECONDS="0.2",
-        HAUNTFM_TORCH_THREADS="1",
-    )
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            time.sleep(0.1)
+    with serve_process(
+        tmp_path / "serve.log",
+        data_dir=str(tmp_path / "data"),
+        lastfm_api_key="lfm-key",
+        lastfm_api_url=lastfm.api_url,
+        lastfm_rate_per_second="50",
+        itunes_api_url=itunes.url,
+        itunes_rate_per_minute="1200",
+        clap_model=str(tiny_clap_collapsed_dir),
+        embedding_worker_enabled="true",
+        embedding_interval_seconds="0.2",
+        torch_threads="1",
+    ) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
 
 
 def _wait(client: httpx.Client, what: str, done: Any, timeout: float = 240) -> dict[str, Any]:
