@@ -144,6 +144,11 @@ async def test_the_cached_vibe_vector_follows_tags_and_embeddings(
     first = (await vibe(client, "chill")).json()
     assert first["vibe_basis"]["tag_tracks"] == 3
     assert await scalar(db, "SELECT tag_tracks FROM vibe_groundings WHERE vibe_norm = 'chill'") == 3
+    # How tightly its tracks agree: the weighted mean resultant length of their vectors.
+    members = [v[lib["chill1"]], v[lib["chill2"]], v[lib["chill3"]]]
+    agree = np.linalg.norm(100 * members[0] + 60 * members[1] + 30 * members[2]) / 190
+    coherence = await scalar(db, "SELECT coherence FROM vibe_groundings WHERE vibe_norm = 'chill'")
+    assert coherence == pytest.approx(agree, abs=1e-5)
     # Nothing changed: the cached row serves (computed_at stays).
     computed = await scalar(db, "SELECT computed_at FROM vibe_groundings WHERE vibe_norm = 'chill'")
     assert ids((await vibe(client, "chill")).json()) == ids(first)

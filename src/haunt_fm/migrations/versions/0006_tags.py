@@ -43,16 +43,9 @@ def upgrade() -> None:
         "tracks", "source", existing_type=sa.String(length=16), type_=sa.Text(), existing_nullable=False
     )
 
-    # A taste built from one model's vectors is stale under another.
+    # A taste built from one model's vectors is stale under another. Left NULL here: every
+    # existing taste is rebuilt once, from the current model's vectors only, on its next use.
     op.add_column("profiles", sa.Column("taste_model", sa.Text(), nullable=True))
-    op.execute(
-        """
-        UPDATE profiles p SET taste_model = (
-            SELECT te.model FROM listen_events e JOIN track_embeddings te ON te.track_id = e.track_id
-            WHERE e.profile_id = p.id LIMIT 1)
-        WHERE p.taste_embedding IS NOT NULL
-        """
-    )
     op.create_index("ix_track_embeddings_model", "track_embeddings", ["model"], unique=False)
 
     op.create_table(
@@ -82,6 +75,8 @@ def upgrade() -> None:
         sa.Column("model", sa.Text(), nullable=False),
         sa.Column("tags", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("tag_tracks", sa.Integer(), nullable=False),
+        sa.Column("lookups", postgresql.ARRAY(sa.Text()), nullable=False),
+        sa.Column("coherence", sa.Float(), nullable=True),
         sa.Column("embedding", pgvector.sqlalchemy.vector.VECTOR(dim=512), nullable=True),
         sa.Column("tags_generation", sa.BigInteger(), nullable=False),
         sa.Column("embeddings_mark", sa.DateTime(timezone=True), nullable=True),

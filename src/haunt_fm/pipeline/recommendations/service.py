@@ -45,7 +45,11 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
     return None if norm == 0 or not np.isfinite(norm) else (v / norm).astype(np.float32)
 
 
-def _ef_search(*, limit: int, known_tracks: int, taste_share: float) -> int:
+def _ef_search(*, limit: int, known_tracks: int, taste_share: float, diffuse: bool = False) -> int:
+    # A diffuse vibe (a tag whose tracks are spread over many sounds) lies far from every track,
+    # where a narrow greedy search settles in the wrong place: it gets the widest candidate list.
+    if diffuse and taste_share < 1.0:
+        return EF_SEARCH_MAX
     return max(EF_SEARCH_MIN, min(EF_SEARCH_MAX, 2 * limit + round(known_tracks * taste_share)))
 
 
@@ -75,6 +79,8 @@ class Query(NamedTuple):
     basis: Basis
     # (vector, share of the taste in it): a blend also probes the index with the vibe alone.
     probes: list[tuple[np.ndarray, float]]
+    # The vibe in it lies far from every track (see `_ef_search`).
+    diffuse: bool = False
 
 
 class VibeVector(NamedTuple):
@@ -84,6 +90,7 @@ class VibeVector(NamedTuple):
     vector: np.ndarray | None
     error: AppError | None = None
     basis: VibeBasis | None = None
+    diffuse: bool = False
 
     def require(self) -> np.ndarray:
         if self.vector is None:
@@ -105,7 +112,7 @@ async def vibe_vector(*, vibe: str | None, alpha: float, vibe_encoder: VibeEncod
         if alpha < 1.0:
             raise
         return VibeVector(None, exc, getattr(exc, "basis", None))
-    return VibeVector(grounded.vector, basis=grounded.basis)
+    return VibeVector(grounded.vector, basis=grounded.basis, diffuse=grounded.diffuse)
 
 
 async def query_vector(
@@ -131,15 +138,15 @@ async def query_vector(
         return Query(taste, "taste", [(taste, 1.0)])
     vibe_vec = vibe.require()
     if taste is None or alpha == 0.0:
-        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
+        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)], diffuse=vibe.diffuse)
     blended = _unit(alpha * taste + (1.0 - alpha) * vibe_vec)
     if blended is None:
         # Exactly opposite vectors cancel out; the vibe is the explicit ask, so it wins.
-        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
+        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)], diffuse=vibe.diffuse)
     # A blend of two far-apart directions lies between clusters, where a greedy graph search
     # can settle on the wrong side; probing from the vibe too and ranking the union by the
     # exact distance to the blend keeps recall up (bench/recommend.py).
-    return Query(blended, "taste+vibe", [(blended, alpha), (vibe_vec, 0.0)])
+    return Query(blended, "taste+vibe", [(blended, alpha), (vibe_vec, 0.0)], diffuse=vibe.diffuse)
 
 
 async def _search(
@@ -165,13 +172,15 @@ async def _search(
     }
     rows: Sequence[Any]
     if len(query.probes) == 1:
-        ef = _ef_search(limit=limit, known_tracks=known, taste_share=query.probes[0][1])
+        ef = _ef_search(
+            limit=limit, known_tracks=known, taste_share=query.probes[0][1], diffuse=query.diffuse
+        )
         rows = await repo.nearest(session, query=query.vector, ef_search=ef, **common)
     else:
         candidates: set[int] = set()
         for i, (vector, share) in enumerate(query.probes):
             want = limit if i == 0 else limit * VIBE_PROBE_OVERFETCH
-            ef = _ef_search(limit=want, known_tracks=known, taste_share=share)
+            ef = _ef_search(limit=want, known_tracks=known, taste_share=share, diffuse=query.diffuse)
             probe_args = {**common, "limit": want}
             candidates.update(await repo.probe(session, query=vector, ef_search=ef, **probe_args))
         rows = await repo.rank(

@@ -72,10 +72,11 @@ class VibeTextUnavailable(Unavailable):
 
 
 class GroundedVibe(NamedTuple):
-    """A vibe's unit vector and how it was understood."""
+    """A vibe's unit vector, how it was understood, and whether it lies far from every track."""
 
     vector: np.ndarray
     basis: VibeBasis
+    diffuse: bool = False
 
 
 def blend(tag_vector: np.ndarray | None, text_vector: np.ndarray | None) -> np.ndarray | None:
@@ -126,19 +127,23 @@ class VibeEncoder:
         `wait` False: a text vector that is neither cached nor embeddable in-process is queued
         for a worker but not waited for (the vibe may not be needed at all)."""
         model = self.model_id
-        grounding = await tags.ground_vibe(
-            self.session_factory, text=text, model=model, discover=self.discover
-        )
-        tower = await self.text_tower()
+        norm = normalize_vibe(text)
+        # One short transaction for everything that is only read (and tag lookups queued).
+        async with transaction(self.session_factory) as session:
+            grounding = await tags.ground_vibe(session, text=text, model=model, discover=self.discover)
+            tower = await embeddings.text_tower_ok(session, model=model, stale_seconds=WORKER_STALE_SECONDS)
+            cached = await embeddings.cached_text(session, text_norm=norm) if tower else None
         text_vector: np.ndarray | None = None
         if tower:
             try:
-                text_vector = await self.encode(text=text, wait=wait)
+                text_vector = self._usable_vector(cached)
+                if text_vector is None:
+                    text_vector = await self._embed(text=text, norm=norm, wait=wait)
             except AppError as exc:
                 basis = _basis(grounding, text=False)
                 if grounding.vector is None:
                     raise VibeTextUnavailable(exc.message, basis=basis) from exc
-                log.warning("vibe %r: using its tags alone: %s", text, exc.message)
+                log.info("vibe %r: using its tags alone: %s", text, exc.message)
         basis = _basis(grounding, text=text_vector is not None)
         vector = blend(grounding.vector, text_vector)
         if vector is None:
@@ -149,33 +154,26 @@ class VibeEncoder:
                 suggestions=common,
                 basis=basis,
             )
-        return GroundedVibe(vector, basis)
-
-    async def text_tower(self) -> bool | None:
-        """Whether the current model's text tower passed its self-test on a live worker (None: no
-        worker running it has checked yet)."""
-        async with self.session_factory() as session:
-            return await embeddings.text_tower_ok(
-                session, model=self.model_id, stale_seconds=WORKER_STALE_SECONDS
-            )
+        return GroundedVibe(vector, basis, diffuse=grounding.vector is not None and grounding.diffuse)
 
     async def encode(self, *, text: str, wait: bool = True) -> np.ndarray:
         """The CLAP text vector of `text` (already validated); 503 when nothing can embed it in time
         (at once without `wait`, once it is queued for a worker)."""
         norm = normalize_vibe(text)
-        cached = await self._cached(norm)
-        if cached is not None:
-            return cached
-        if self.embedder is not None:
-            return await self._embed_here(text=text, norm=norm)
-        return await self._wait_for_worker(text=text, norm=norm, wait=wait)
-
-    async def _cached(self, norm: str) -> np.ndarray | None:
         async with self.session_factory() as session:
-            row = await embeddings.cached_text(session, text_norm=norm)
+            cached = self._usable_vector(await embeddings.cached_text(session, text_norm=norm))
+        return cached if cached is not None else await self._embed(text=text, norm=norm, wait=wait)
+
+    def _usable_vector(self, row: Any) -> np.ndarray | None:
         if row is not None and self._usable(row):
             return np.asarray(row["embedding"], dtype=np.float32)
         return None
+
+    async def _embed(self, *, text: str, norm: str, wait: bool) -> np.ndarray:
+        """A text vector that is not cached: embedded here, or by a worker through the queue."""
+        if self.embedder is not None:
+            return await self._embed_here(text=text, norm=norm)
+        return await self._wait_for_worker(text=text, norm=norm, wait=wait)
 
     def _usable(self, row: Any) -> bool:
         return row["status"] == "done" and row["embedding"] is not None and row["model"] == self.model_id

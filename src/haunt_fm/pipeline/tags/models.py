@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -68,6 +69,11 @@ class VibeGrounding(Base):
     model: Mapped[str] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text))
     tag_tracks: Mapped[int] = mapped_column(Integer)
+    # The tags whose charts would grow the library toward it (empty when enough tracks stand behind it).
+    lookups: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # How tightly the tracks behind it agree (the smallest, over its tags, weighted mean resultant
+    # length of their unit vectors: ~1 one sound, ~0 spread everywhere); None without tracks.
+    coherence: Mapped[float | None] = mapped_column(Float)
     embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
     # The inputs it was computed from: stale when the tags generation or the newest embedding moved.
     tags_generation: Mapped[int] = mapped_column(BigInteger)

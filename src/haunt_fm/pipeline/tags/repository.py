@@ -74,14 +74,20 @@ _REQUEUE_SQL = text(
     """
 )
 
-# The cache row of a vibe with the marks it must match (one round trip on the hot path).
+# The cache row of a vibe with the marks it must match, and where its tag lookups stand: one
+# round trip on the hot path.
 _CACHED_SQL = text(
     """
     SELECT coalesce((SELECT CAST(value ->> 'generation' AS bigint) FROM app_state WHERE key = :key), 0)
                AS tags_generation,
            (SELECT max(created_at) FROM track_embeddings) AS embeddings_mark,
-           g.model, g.tags, g.tag_tracks, g.embedding,
-           g.tags_generation AS cached_generation, g.embeddings_mark AS cached_embeddings_mark
+           g.model, g.tags, g.tag_tracks, g.lookups, g.coherence, g.embedding,
+           g.tags_generation AS cached_generation, g.embeddings_mark AS cached_embeddings_mark,
+           EXISTS (SELECT 1 FROM jobs j
+                   WHERE j.kind = :kind AND j.key = ANY(g.lookups) AND j.status = 'pending') AS discovering,
+           EXISTS (SELECT 1 FROM unnest(g.lookups) AS l(tag) LEFT JOIN tag_lookups t ON t.tag = l.tag
+                   WHERE t.fetched_at IS NULL OR t.fetched_at < now() - make_interval(secs => :min_age_s))
+               AS lookups_due
     FROM (SELECT 1) AS one
     LEFT JOIN vibe_groundings g ON g.vibe_norm = :norm
     """
@@ -119,7 +125,8 @@ _CENTROID_SQL = (
     ), per_tag AS (
         SELECT tag,
                sum(embedding * CAST(CAST(array_fill(CAST(weight AS real), ARRAY[{EMBEDDING_DIM}]) AS real[])
-                                    AS vector({EMBEDDING_DIM}))) AS total
+                                    AS vector({EMBEDDING_DIM}))) AS total,
+               sum(weight) AS weight
         FROM picked GROUP BY tag
     ), directions AS (
         SELECT l2_normalize(total) AS direction FROM per_tag WHERE vector_norm(total) > 0
@@ -128,7 +135,8 @@ _CENTROID_SQL = (
     )
     SELECT (SELECT count(DISTINCT track_id) FROM picked) AS tag_tracks,
            CASE WHEN s.total IS NOT NULL AND vector_norm(s.total) > 0 THEN l2_normalize(s.total) END
-               AS embedding
+               AS embedding,
+           (SELECT min(vector_norm(total) / weight) FROM per_tag WHERE weight > 0) AS coherence
     FROM summed s
     """
     )
@@ -138,15 +146,21 @@ _CENTROID_SQL = (
 
 _STORE_GROUNDING_SQL = text(
     """
-    INSERT INTO vibe_groundings (vibe_norm, model, tags, tag_tracks, embedding, tags_generation,
-                                 embeddings_mark, computed_at)
-    VALUES (:norm, :model, :tags, :tag_tracks, :embedding, :tags_generation, :embeddings_mark, now())
+    INSERT INTO vibe_groundings (vibe_norm, model, tags, tag_tracks, lookups, coherence, embedding,
+                                 tags_generation, embeddings_mark, computed_at)
+    VALUES (:norm, :model, :tags, :tag_tracks, :lookups, :coherence, :embedding, :tags_generation,
+            :embeddings_mark, now())
     ON CONFLICT (vibe_norm) DO UPDATE SET
         model = EXCLUDED.model, tags = EXCLUDED.tags, tag_tracks = EXCLUDED.tag_tracks,
-        embedding = EXCLUDED.embedding, tags_generation = EXCLUDED.tags_generation,
-        embeddings_mark = EXCLUDED.embeddings_mark, computed_at = now()
+        lookups = EXCLUDED.lookups, coherence = EXCLUDED.coherence, embedding = EXCLUDED.embedding,
+        tags_generation = EXCLUDED.tags_generation, embeddings_mark = EXCLUDED.embeddings_mark,
+        computed_at = now()
     """
-).bindparams(bindparam("tags", type_=ARRAY(Text)), bindparam("embedding", type_=Vector(EMBEDDING_DIM)))
+).bindparams(
+    bindparam("tags", type_=ARRAY(Text)),
+    bindparam("lookups", type_=ARRAY(Text)),
+    bindparam("embedding", type_=Vector(EMBEDDING_DIM)),
+)
 
 # Tags whose chart was not asked for within the last day.
 _DUE_LOOKUPS_SQL = text(
@@ -224,10 +238,13 @@ async def state(session: AsyncSession) -> dict[str, Any]:
     return dict(row[0] or {}) if row is not None else {}
 
 
-async def cached_grounding(session: AsyncSession, *, vibe_norm: str) -> dict[str, Any]:
-    """The current marks (tags generation, newest embedding) and the vibe's cache row (None fields
-    when there is none)."""
-    return dict((await session.execute(_CACHED_SQL, {"key": STATE_KEY, "norm": vibe_norm})).mappings().one())
+async def cached_grounding(
+    session: AsyncSession, *, vibe_norm: str, lookup_kind: str, lookup_age_s: float
+) -> dict[str, Any]:
+    """The current marks (tags generation, newest embedding), the vibe's cache row (None fields
+    when there is none), whether its lookups are queued or running, and whether one is due."""
+    params = {"key": STATE_KEY, "norm": vibe_norm, "kind": lookup_kind, "min_age_s": lookup_age_s}
+    return dict((await session.execute(_CACHED_SQL, params)).mappings().one())
 
 
 async def known_tags(session: AsyncSession, *, candidates: Sequence[str], model: str) -> set[str]:
@@ -240,17 +257,19 @@ async def known_tags(session: AsyncSession, *, candidates: Sequence[str], model:
 
 async def centroid(
     session: AsyncSession, *, tags: Sequence[str], model: str, per_tag: int
-) -> tuple[np.ndarray | None, int]:
-    """(the tags' centroid of `model`'s vectors or None, how many tracks stand behind it)."""
+) -> tuple[np.ndarray | None, int, float | None]:
+    """(the tags' centroid of `model`'s vectors or None, how many tracks stand behind it, how
+    tightly they agree)."""
     if not tags:
-        return None, 0
+        return None, 0, None
     row = (
         (await session.execute(_CENTROID_SQL, {"tags": list(tags), "model": model, "per_tag": per_tag}))
         .mappings()
         .one()
     )
     vector = None if row["embedding"] is None else np.asarray(row["embedding"], dtype=np.float32)
-    return vector, int(row["tag_tracks"] or 0)
+    coherence = None if row["coherence"] is None else float(row["coherence"])
+    return vector, int(row["tag_tracks"] or 0), coherence
 
 
 async def store_grounding(
@@ -260,6 +279,8 @@ async def store_grounding(
     model: str,
     tags: Sequence[str],
     tag_tracks: int,
+    lookups: Sequence[str],
+    coherence: float | None,
     embedding: np.ndarray | None,
     tags_generation: int,
     embeddings_mark: datetime | None,
@@ -272,6 +293,8 @@ async def store_grounding(
             "model": model,
             "tags": list(tags),
             "tag_tracks": tag_tracks,
+            "lookups": list(lookups),
+            "coherence": coherence,
             "embedding": embedding,
             "tags_generation": tags_generation,
             "embeddings_mark": embeddings_mark,

@@ -53,6 +53,10 @@ LOOKUP_EVERY = timedelta(days=1)
 # Tracks asked for per tag.getTopTracks lookup (one page).
 TAG_CHART_LIMIT = 50
 SUGGESTIONS = 10
+# Below this coherence a tag's tracks are spread over many sounds (bench/recommend.py: genre
+# tags ~0.70, mood tags spread over twenty clusters ~0.14, whose centroid a narrow HNSW
+# search misses: recall@50 0.86 at ef_search 200, 0.95 at 1000).
+DIFFUSE_COHERENCE = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,50 +69,64 @@ class Grounding:
     discovering: bool
     # What Last.fm's charts are being (or were) asked about for this vibe.
     lookups: list[str] = field(default_factory=list)
+    # How tightly the tracks behind each tag agree (the smallest over its tags): a centroid of
+    # tracks spread over the library lies far from all of them (see `diffuse`).
+    coherence: float | None = None
+
+    @property
+    def diffuse(self) -> bool:
+        """The centroid lies far from every track: an index search needs its widest candidate list."""
+        return self.coherence is not None and self.coherence < DIFFUSE_COHERENCE
 
 
-async def ground_vibe(
-    sessions: async_sessionmaker[AsyncSession], *, text: str, model: str, discover: bool
-) -> Grounding:
+async def ground_vibe(session: AsyncSession, *, text: str, model: str, discover: bool) -> Grounding:
     """Match `text` to tags and get their centroid (cached); queue tag lookups when it is thin.
 
-    Short transactions of its own (a plain SQL read when cached); `discover` says whether
-    Last.fm can be asked (a key is configured)."""
+    One read when cached (flush only); `discover` says whether Last.fm can be asked (a key is
+    configured)."""
     norm = normalize_vibe(text)
-    async with transaction(sessions) as session:
-        row = await repo.cached_grounding(session, vibe_norm=norm)
-        fresh = (
-            row["model"] == model
-            and row["cached_generation"] == row["tags_generation"]
-            and row["cached_embeddings_mark"] == row["embeddings_mark"]
+    lookup_age_s = LOOKUP_EVERY.total_seconds()
+    row = await repo.cached_grounding(
+        session, vibe_norm=norm, lookup_kind=TAG_LOOKUP_JOB, lookup_age_s=lookup_age_s
+    )
+    fresh = (
+        row["model"] == model
+        and row["cached_generation"] == row["tags_generation"]
+        and row["cached_embeddings_mark"] == row["embeddings_mark"]
+    )
+    if fresh:
+        tags, lookups = list(row["tags"]), list(row["lookups"])
+        tag_tracks, coherence = int(row["tag_tracks"]), row["coherence"]
+        vector = None if row["embedding"] is None else np.asarray(row["embedding"], dtype=np.float32)
+        discovering: bool | None = bool(row["discovering"])
+        due = bool(row["lookups_due"])
+    else:
+        known = await repo.known_tags(session, candidates=vibe_candidates(text), model=model)
+        tags = match_vibe(text, known)
+        vector, tag_tracks, coherence = await repo.centroid(
+            session, tags=tags, model=model, per_tag=TAG_TRACKS_MAX
         )
-        if fresh:
-            tags = list(row["tags"])
-            tag_tracks = int(row["tag_tracks"])
-            vector = None if row["embedding"] is None else np.asarray(row["embedding"], dtype=np.float32)
-        else:
-            known = await repo.known_tags(session, candidates=vibe_candidates(text), model=model)
-            tags = match_vibe(text, known)
-            vector, tag_tracks = await repo.centroid(session, tags=tags, model=model, per_tag=TAG_TRACKS_MAX)
-            await repo.store_grounding(
-                session,
-                vibe_norm=norm,
-                model=model,
-                tags=tags,
-                tag_tracks=tag_tracks,
-                embedding=vector,
-                tags_generation=int(row["tags_generation"]),
-                embeddings_mark=row["embeddings_mark"],
-            )
-    if tag_tracks >= MIN_TAG_TRACKS:
-        return Grounding(tags, tag_tracks, vector, discovering=False)
-    lookups = lookup_tags(text, tags)
-    async with transaction(sessions) as session:
-        if discover:
-            for tag in await repo.due_lookups(session, tags=lookups, min_age_s=LOOKUP_EVERY.total_seconds()):
-                await queue.enqueue_job(session, kind=TAG_LOOKUP_JOB, payload={"tag": tag}, key=tag)
+        lookups = lookup_tags(text, tags) if tag_tracks < MIN_TAG_TRACKS else []
+        await repo.store_grounding(
+            session,
+            vibe_norm=norm,
+            model=model,
+            tags=tags,
+            tag_tracks=tag_tracks,
+            lookups=lookups,
+            coherence=coherence,
+            embedding=vector,
+            tags_generation=int(row["tags_generation"]),
+            embeddings_mark=row["embeddings_mark"],
+        )
+        discovering, due = None, True
+    if lookups and discover and due:
+        for tag in await repo.due_lookups(session, tags=lookups, min_age_s=lookup_age_s):
+            await queue.enqueue_job(session, kind=TAG_LOOKUP_JOB, payload={"tag": tag}, key=tag)
+            discovering = True
+    if discovering is None:
         discovering = await repo.lookups_pending(session, kind=TAG_LOOKUP_JOB, tags=lookups)
-    return Grounding(tags, tag_tracks, vector, discovering=discovering, lookups=lookups)
+    return Grounding(tags, tag_tracks, vector, discovering=discovering, lookups=lookups, coherence=coherence)
 
 
 async def suggestions(session: AsyncSession, *, model: str, limit: int = SUGGESTIONS) -> list[str]:
