@@ -156,21 +156,14 @@ class VibeEncoder:
             )
         return GroundedVibe(vector, basis, diffuse=grounding.vector is not None and grounding.diffuse)
 
-    async def encode(self, *, text: str, wait: bool = True) -> np.ndarray:
-        """The CLAP text vector of `text` (already validated); 503 when nothing can embed it in time
-        (at once without `wait`, once it is queued for a worker)."""
-        norm = normalize_vibe(text)
-        async with self.session_factory() as session:
-            cached = self._usable_vector(await embeddings.cached_text(session, text_norm=norm))
-        return cached if cached is not None else await self._embed(text=text, norm=norm, wait=wait)
-
     def _usable_vector(self, row: Any) -> np.ndarray | None:
         if row is not None and self._usable(row):
             return np.asarray(row["embedding"], dtype=np.float32)
         return None
 
     async def _embed(self, *, text: str, norm: str, wait: bool) -> np.ndarray:
-        """A text vector that is not cached: embedded here, or by a worker through the queue."""
+        """A text vector that is not cached: embedded here, or by a worker through the queue; 503
+        when nothing can embed it in time (at once without `wait`, once it is queued)."""
         if self.embedder is not None:
             return await self._embed_here(text=text, norm=norm)
         return await self._wait_for_worker(text=text, norm=norm, wait=wait)
