@@ -172,3 +172,11 @@ def onnx_model_cache(tiny_clap_dir: Path, tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp("onnx_model_cache")
     ClapEmbedder.load(str(tiny_clap_dir), cache_dir=root, torch_threads=2, runtime="auto")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_collapsed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with a collapsed text tower (same audio tower): every text, one vector."""
+    from tests.support.tiny_clap import build_tiny_clap
+
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap_collapsed"), collapsed_text=True)

@@ -104,11 +104,13 @@ def _include_routers(app: FastAPI) -> None:
     from haunt_fm.pipeline.radio.router import router as radio
     from haunt_fm.pipeline.recommendations.router import router as recommendations
     from haunt_fm.pipeline.status.router import router as status
+    from haunt_fm.pipeline.tags.router import router as tags
     from haunt_fm.pipeline.taste.router import router as taste
     from haunt_fm.web.router import router as web
 
     for router in (
-        status, listens, profiles, discovery, taste, recommendations, feedback, playlists, radio, web,
+        status, listens, profiles, discovery, tags, taste, recommendations, feedback, playlists, radio,
+        web,
     ):  # fmt: skip
         app.include_router(router)
 

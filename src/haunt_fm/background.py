@@ -1,5 +1,5 @@
-"""Background loops that run inside `serve`: preview lookup, the embedding worker, radios, and
-jobs (scheduled discovery, reconciliation from Home Assistant's history, ...)."""
+"""Background loops that run inside `serve`: preview lookup, the embedding worker, tags, radios,
+and jobs (scheduled discovery, reconciliation from Home Assistant's history, ...)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,14 @@ def start(app: FastAPI, runtime: Runtime) -> list[asyncio.Task[None]]:
     )
     app.state.radio_runner = radio
     tasks.append(asyncio.create_task(radio.run_forever(), name="radio"))
+    if settings.lastfm_configured:
+        from haunt_fm.pipeline.tags.tasks import TagFetcher
+
+        fetcher = TagFetcher(
+            settings=settings, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
+        )
+        app.state.tag_fetcher = fetcher
+        tasks.append(asyncio.create_task(fetcher.run_forever(), name="tags"))
     from haunt_fm.worker.jobs import job_runner
 
     runner = job_runner(runtime)

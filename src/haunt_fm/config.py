@@ -42,6 +42,18 @@ def _default_data_dir() -> Path:
     return user_dir
 
 
+# Settings that no longer exist. They stay readable only so that startup can refuse them
+# with a sentence naming the replacement, instead of silently doing something else.
+RETIRED_SETTINGS: dict[str, str] = {
+    "clap_text_model": (
+        "HAUNTFM_CLAP_TEXT_MODEL is retired: a vibe embedded by one CLAP checkpoint cannot be compared "
+        "with audio embedded by another, so unset it and, for vibe text that works, set "
+        "HAUNTFM_CLAP_MODEL to a checkpoint whose text tower works (e.g. laion/larger_clap_general; the "
+        "library is re-embedded in the background)."
+    ),
+}
+
+
 class Settings(BaseSettings):
     """Runtime configuration, read from the environment (and `.env`)."""
 
@@ -84,6 +96,7 @@ class Settings(BaseSettings):
 
     # Embeddings (CLAP).
     clap_model: str = "laion/larger_clap_music"
+    # Retired (see RETIRED_SETTINGS): read only so that startup can refuse it.
     clap_text_model: str | None = None
     embedding_worker_enabled: bool = True
     embedding_batch_size: int = Field(default=10, ge=1, le=1000)
@@ -103,6 +116,8 @@ class Settings(BaseSettings):
     # many seconds, doubling up to 2 minutes; the radio ends after this many failed attempts.
     radio_retry_seconds: float = Field(default=5.0, gt=0, le=600)
     radio_retry_attempts: int = Field(default=8, ge=1, le=100)
+    # Tags (Last.fm track.getTopTags): a track's tags are fetched again after this many days.
+    tags_refresh_days: float = Field(default=90.0, gt=0)
 
     # Taste profile.
     taste_half_life_days: float = Field(default=30.0, gt=0)
@@ -131,6 +146,10 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().upper() in get_args(LogLevel):
             return value.strip().upper()
         return value  # refused as written, so the error shows what the user wrote
+
+    def retired(self) -> list[str]:
+        """Why this configuration must not start: one sentence per retired setting that is set."""
+        return [message for field, message in RETIRED_SETTINGS.items() if getattr(self, field) is not None]
 
     @property
     def resolved_model_cache_dir(self) -> Path:

@@ -9,6 +9,7 @@ from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
 from haunt_fm.pipeline.radio.models import Radio, RadioTrack
 from haunt_fm.pipeline.status.models import AppState
+from haunt_fm.pipeline.tags.models import TagLookup, TrackTag, VibeGrounding
 from haunt_fm.pipeline.tracks.models import Track
 from haunt_fm.queue.models import Job
 
@@ -25,9 +26,12 @@ __all__ = [
     "RateLimitSlot",
     "SpeakerGroup",
     "SpeakerMapping",
+    "TagLookup",
     "TextEmbedding",
     "Track",
     "TrackEmbedding",
     "TrackSimilarity",
+    "TrackTag",
+    "VibeGrounding",
     "WorkerState",
 ]

@@ -63,11 +63,15 @@ _TRACK_SQL = text(
     RETURNING id
     """
 )
+# The model a default-configured service uses: only its vectors take part in any query.
+MODEL = Settings.model_fields["clap_model"].default
+
 _EMBED_SQL = text(
     """
     INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
-    VALUES (:tid, :v, 'test-clap', 1, 3)
-    ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, created_at = now()
+    VALUES (:tid, :v, :model, 1, 3)
+    ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
+        created_at = now()
     """
 ).bindparams(bindparam("v", type_=Vector(DIM)))
 
@@ -96,7 +100,7 @@ async def add_track(
             ).scalar_one()
         )
         if vector is not None:
-            await s.execute(_EMBED_SQL, {"tid": tid, "v": vector})
+            await s.execute(_EMBED_SQL, {"tid": tid, "v": vector, "model": MODEL})
             await s.execute(text("UPDATE tracks SET embedding_status = 'done' WHERE id = :t"), {"t": tid})
     return tid
 
@@ -114,14 +118,14 @@ async def add_tracks(db: Factory, vectors: np.ndarray, *, prefix: str = "T") -> 
                     )
                 ).scalar_one()
             )
-            await s.execute(_EMBED_SQL, {"tid": tid, "v": v})
+            await s.execute(_EMBED_SQL, {"tid": tid, "v": v, "model": MODEL})
             ids.append(tid)
     return ids
 
 
-async def embed(db: Factory, track_id: int, vector: np.ndarray) -> None:
+async def embed(db: Factory, track_id: int, vector: np.ndarray, *, model: str = MODEL) -> None:
     async with db() as s, s.begin():
-        await s.execute(_EMBED_SQL, {"tid": track_id, "v": vector})
+        await s.execute(_EMBED_SQL, {"tid": track_id, "v": vector, "model": model})
 
 
 async def profile_id(db: Factory, name: str) -> int:
@@ -163,12 +167,33 @@ async def similar(db: Factory, seed: int, candidate: int, match: float) -> None:
         )
 
 
-# The text model a default-configured worker embeds vibes with (cache entries must match it).
-VIBE_MODEL = Settings.model_fields["clap_model"].default
+# The model a default-configured worker embeds vibe texts with (cache entries must match it).
+VIBE_MODEL = MODEL
 
 
-async def cache_vibe(db: Factory, vibe_norm: str, vector: np.ndarray, *, model: str = VIBE_MODEL) -> None:
-    """A vibe text the worker already embedded."""
+async def text_tower(
+    db: Factory, *, ok: bool | None = True, model: str = MODEL, worker: str = "w:1:a"
+) -> None:
+    """A live worker running `model` that checked its text tower (healthy, collapsed, or not yet)."""
+    async with db() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO worker_states (id, hostname, pid, state, model, model_loaded, text_tower_ok) "
+                "VALUES (:id, 'test', 1, 'idle', :model, true, :ok) "
+                "ON CONFLICT (id) DO UPDATE SET text_tower_ok = EXCLUDED.text_tower_ok, "
+                "model = EXCLUDED.model, heartbeat_at = now()"
+            ),
+            {"id": worker, "model": model, "ok": ok},
+        )
+
+
+async def cache_vibe(
+    db: Factory, vibe_norm: str, vector: np.ndarray, *, model: str = VIBE_MODEL, tower_ok: bool | None = True
+) -> None:
+    """A vibe text a worker whose text tower passed its self-test already embedded (with
+    `tower_ok` None, no worker is left to vouch for the tower)."""
+    if tower_ok is not None:
+        await text_tower(db, ok=tower_ok)
     async with db() as s, s.begin():
         await s.execute(
             text(

@@ -204,7 +204,7 @@ async def test_build_over_a_thousand_tracks_matches_numpy(client: httpx.AsyncCli
         await s.execute(
             text(
                 "INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version) "
-                "VALUES (:t, :v, 'm', 1)"
+                "VALUES (:t, :v, 'laion/larger_clap_music', 1)"
             ).bindparams(bindparam("v", type_=Vector(512))),
             [{"t": t, "v": v} for t, v in zip(tids, vectors, strict=True)],
         )

@@ -322,3 +322,39 @@ async def _drive_radio(url: str, browser: Any, ha: Any) -> None:
         assert stops == [{"entity_id": LIVING}]
         assert watch.errors == [] and watch.dialogs == []
         await context.close()
+
+
+async def test_the_vibe_field_suggests_the_librarys_tags(
+    serve: Callable[..., str], browser: Any, db: Any
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.recommendations.support import add_track, axis, listen
+    from tests.tags.support import tag
+
+    chill = await add_track(db, "Drift", axis(1), artist="Slow Gardens")
+    metal = await add_track(db, "Forge", axis(2), artist="Iron Wolves")
+    await tag(db, chill, {"Chill": 100, "Lo-Fi": 60, "seen live": 90})
+    await tag(db, metal, {"Heavy Metal": 100})
+    await listen(db, metal, profile="bob")
+    url = serve()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(page)
+    await page.goto(url + "/?refresh=1")
+    options = page.locator("#vibe-tags option")
+    await expect(options).to_have_count(3)
+    assert await options.evaluate_all("os => os.map(o => o.value)") == ["chill", "heavy metal", "lo fi"]
+    assert await page.locator("#vibe").get_attribute("list") == "vibe-tags"
+    # How vibes work right now: grounded in tags (no Last.fm key here), the text tower unchecked.
+    vibes = page.locator(".facts dd", has_text="CLAP text")
+    await expect(vibes).to_contain_text("no Last.fm key")
+    await expect(vibes).to_contain_text("CLAP text unchecked")
+    await expect(page.locator(".stage h3", has_text="Tags")).to_be_visible()
+    # A profile's suggestions are the tags of what it listened to.
+    await page.locator("#profile-filter").select_option("bob")
+    await expect(options).to_have_count(1)
+    assert await options.evaluate_all("os => os.map(o => o.value)") == ["heavy metal"]
+    assert watch.dialogs == [] and watch.errors == []
+    await context.close()

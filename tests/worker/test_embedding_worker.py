@@ -560,3 +560,45 @@ async def test_the_next_batch_is_prepared_while_one_is_in_inference(
         release.set()
     assert await task == 4
     assert len(await vectors(db)) == 4
+
+
+async def test_a_model_switch_re_embeds_in_the_background_and_old_vectors_are_left_out(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tiny_clap_collapsed_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
+    serve: Any,
+) -> None:
+    tracks = [await add_track(db, f"Song {i}", previews.url(f"tone{i}.m4a")) for i in range(3)]
+    first = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_batch_size=10)
+    assert await first.load_model() and await first.run_once() == 3
+    new_model = str(tiny_clap_collapsed_dir)
+    url = serve(clap_model=new_model)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        # HAUNTFM_CLAP_MODEL changed, no worker has loaded the new model yet: every vector is
+        # outdated and none takes part in any query.
+        status = (await client.get("/api/status")).json()["pipeline"]["embedding"]
+        assert (status["model"], status["outdated"], status["done"]) == (new_model, 3, 3)
+        r = await client.get("/api/tags")  # (no tags here; the query runs on the new model)
+        assert r.status_code == 200
+        second = make_worker(db, http, tmp_path, pg_url, tiny_clap_collapsed_dir, embedding_batch_size=1)
+        assert await second.load_model()  # queues the outdated tracks again
+        status = (await client.get("/api/status")).json()
+        assert (
+            status["pipeline"]["embedding"]["pending"] == 3
+            and status["pipeline"]["embedding"]["outdated"] == 3
+        )
+        assert status["worker"]["text_tower_ok"] is False  # this checkpoint's text tower is collapsed
+        assert await second.run_once() == 1  # one re-embedded: its old vector is replaced
+        status = (await client.get("/api/status")).json()["pipeline"]["embedding"]
+        assert (status["outdated"], status["pending"], status["done"]) == (2, 2, 1)
+        while await second.run_once():
+            pass
+        status = (await client.get("/api/status")).json()["pipeline"]["embedding"]
+        assert (status["outdated"], status["pending"], status["done"]) == (0, 0, 3)
+    async with db() as session:
+        models = (await session.execute(text("SELECT DISTINCT model FROM track_embeddings"))).scalars().all()
+    assert models == [new_model] and set(await vectors(db)) == set(tracks)

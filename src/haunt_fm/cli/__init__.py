@@ -63,6 +63,14 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+# Runs before every command: a retired setting stops it with the sentence naming its replacement.
+# (No docstring: it would replace the app's help text.)
+@app.callback()
+def _refuse_retired_settings() -> None:
+    for message in get_settings().retired():
+        raise _fail(message)
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 

@@ -23,7 +23,7 @@ from haunt_fm.db.session import transaction
 from haunt_fm.errors import AppError, Invalid
 from haunt_fm.pipeline.radio import service
 from haunt_fm.pipeline.radio.schemas import RadioIn, RadioList, RadioOut, RadioStarted, clean_speaker
-from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, text_model_id
+from haunt_fm.pipeline.recommendations.vibe import make_vibe_encoder
 from haunt_fm.runtime import Runtime, open_runtime
 
 app = typer.Typer(help="Endless radio on a speaker: start, stop, status.", no_args_is_help=True)
@@ -80,12 +80,7 @@ def start(
         request = build_request(
             speaker=speaker, profile=profile, vibe=vibe, alpha=alpha, known_pct=known_pct, batch=batch
         )
-        encoder = VibeEncoder(
-            session_factory=runtime.sessions,
-            timeout_s=settings.vibe_embed_timeout_seconds,
-            model_id=text_model_id(settings),
-            wakeups=runtime.wakeups,
-        )
+        encoder = make_vibe_encoder(settings, runtime.sessions, wakeups=runtime.wakeups)
         return await service.start_radio(
             runtime.sessions, request=request, settings=settings, vibe_encoder=encoder
         )

@@ -152,7 +152,6 @@ class EmbeddingWorker:
             self.settings.clap_model,
             cache_dir=self.settings.resolved_model_cache_dir,
             torch_threads=self.settings.torch_threads,
-            text_model=self.settings.clap_text_model,
             runtime=self.settings.embedding_runtime,
         )
 
@@ -462,7 +461,7 @@ class EmbeddingWorker:
                     await queue.fail(session, TEXT_STAGE, claim, error=f"{type(exc).__name__}: {exc}"[:500])
                 await queue.notify(session, TEXTS_DONE)
             return
-        model = getattr(self.embedder, "text_model_id", None) or getattr(self.embedder, "model_id", None)
+        model = getattr(self.embedder, "model_id", None)
         async with transaction(self.sessions) as session:
             for claim, vector in zip(claims, vectors, strict=True):
                 if await queue.complete(session, TEXT_STAGE, claim):

@@ -166,6 +166,23 @@ async def store_expansion(session: AsyncSession, *, seed: Seed, result: SimilarR
     )
 
 
+async def store_candidates(session: AsyncSession, *, candidates: list[Candidate], source: str) -> _Stored:
+    """Upsert candidates found without a seed (e.g. a tag's top tracks) under `source`; each keeps
+    its `match` as its discovery score unless it has a better one (flush only)."""
+    stored = await repo.upsert_candidates(session, candidates, source=source)
+    await repo.raise_scores(session, scores=[(stored[c.norm_key].id, c.match) for c in candidates])
+    new_ids = [s.id for s in stored.values() if s.inserted]
+    if new_ids:
+        # New tracks: the preview lookup and the tags stage have work on every machine.
+        await queue.notify(session, "previews")
+        await queue.notify(session, "tags")
+    return _Stored(
+        similar=len(candidates),
+        new_ids=new_ids,
+        seen_ids=[s.id for s in stored.values() if not s.inserted],
+    )
+
+
 def lastfm_client(
     settings: Settings, *, http: httpx.AsyncClient | None, sessions: async_sessionmaker[AsyncSession]
 ) -> LastfmClient:
@@ -416,6 +433,7 @@ class _Runner:
                         stored = await store_expansion(session, seed=seed, result=result)
                         if stored.new_ids:
                             await queue.notify(session, "previews")
+                            await queue.notify(session, "tags")
                         await session.commit()
                     return stored
                 except DBAPIError as exc:

@@ -12,7 +12,9 @@ Averaging unit vectors would discard each window's magnitude, so `window_embeddi
 runs those same two submodules (`audio_model`, then `audio_projection`) itself and stops
 before the normalisation; the tests check that normalising its output reproduces
 `get_audio_features`. Text goes the same way (`text_model`, `text_projection`, then
-L2-normalise), which also works for a text-only `ClapTextModelWithProjection`.
+L2-normalise), always through the SAME checkpoint as the audio: two separately trained
+CLAP models do not share a vector space, so a text vector of one is noise against the
+audio vectors of the other.
 
 The audio tower runs on PyTorch or, when `runtime` asks for it, on ONNX Runtime (fp32 or
 dynamic int8): `onnx_runtime.py` keeps the exported files, the fidelity gate and the
@@ -47,7 +49,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import transformers
-from transformers import AutoTokenizer, ClapModel, ClapProcessor, ClapTextModelWithProjection
+from transformers import ClapModel, ClapProcessor
 
 from haunt_fm.db.base import EMBEDDING_DIM
 from haunt_fm.pipeline.embeddings import onnx_runtime as rt
@@ -85,11 +87,12 @@ TEXT_TOWER_PROMPTS = (
     "rain sounds",
 )
 TEXT_COLLAPSE_COSINE = 0.9
-TEXT_FALLBACK_MODEL = "laion/larger_clap_general"
+# A checkpoint whose text tower works (what the collapse advice names).
+TEXT_HEALTHY_MODEL = "laion/larger_clap_general"
 
 
 class ModelUnavailable(RuntimeError):
-    """The CLAP model (or the text model) could not be loaded."""
+    """The CLAP model could not be loaded."""
 
 
 class AudioInputs(NamedTuple):
@@ -145,8 +148,7 @@ def _batched(items: Sequence[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 @contextlib.contextmanager
 def _quiet_loading() -> Iterator[None]:
-    # Loading a text-only tower from a full CLAP checkpoint prints a long "unexpected
-    # keys" report, and progress bars clutter worker logs; missing keys are checked
+    # Progress bars and loading reports clutter worker logs; missing keys are checked
     # explicitly instead.
     tf_logging = transformers.utils.logging
     verbosity = tf_logging.get_verbosity()
@@ -188,22 +190,18 @@ def _unavailable(env_var: str, model_id_or_path: str, local: bool, exc: BaseExce
     )
 
 
-def _load_pretrained(
-    cls: Any, model_id_or_path: str, *, env_var: str, cache_dir: Path | None
-) -> tuple[Any, Any, bool]:
-    """Load (model, tokenizer-or-processor, local) with `cls`; wrap every failure in ModelUnavailable."""
+def _load_pretrained(model_id_or_path: str, *, env_var: str, cache_dir: Path | None) -> tuple[Any, Any]:
+    """Load (ClapModel, ClapProcessor); wrap every failure in ModelUnavailable."""
     source, local = _source(model_id_or_path, env_var)
     kwargs: dict[str, Any] = {"local_files_only": local}
     if cache_dir is not None and not local:
         kwargs["cache_dir"] = str(cache_dir)
-    companion: Any
     try:
         with _quiet_loading():
-            model, info = cls.from_pretrained(source, output_loading_info=True, **kwargs)
-            if cls is ClapModel:
-                companion = ClapProcessor.from_pretrained(source, **kwargs)
-            else:
-                companion = AutoTokenizer.from_pretrained(source, **kwargs)
+            # Typed loosely: with output_loading_info it returns (model, info).
+            loader: Any = ClapModel
+            model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
+            processor = ClapProcessor.from_pretrained(source, **kwargs)
     except Exception as exc:
         raise _unavailable(env_var, model_id_or_path, local, exc) from exc
     # A checkpoint that lacks weights loads "successfully" with random ones: refuse it.
@@ -214,7 +212,7 @@ def _load_pretrained(
             f"{len(missing)} parameters were not found (e.g. {missing[0]})."
         )
     model.eval()
-    return model, companion, local
+    return model, processor
 
 
 def model_revision(model_id_or_path: str, *, cache_dir: Path | None) -> str:
@@ -245,26 +243,14 @@ def model_revision(model_id_or_path: str, *, cache_dir: Path | None) -> str:
 
 
 class ClapEmbedder:
-    """One loaded CLAP model (plus an optional separate text model) that embeds audio and text."""
+    """One loaded CLAP model that embeds audio and text (text only ever against its own audio)."""
 
-    def __init__(
-        self,
-        *,
-        model: Any,
-        processor: Any,
-        model_id: str,
-        torch_threads: int,
-        text_model: Any | None = None,
-        text_tokenizer: Any | None = None,
-        text_model_id: str | None = None,
-    ) -> None:
+    def __init__(self, *, model: Any, processor: Any, model_id: str, torch_threads: int) -> None:
         self._model = model
         self._processor = processor
         self._feature_extractor = processor.feature_extractor
-        self._text_model = text_model if text_model is not None else model
-        self._tokenizer = text_tokenizer if text_tokenizer is not None else processor.tokenizer
+        self._tokenizer = processor.tokenizer
         self.model_id = model_id
-        self.text_model_id = text_model_id or model_id
         self.torch_threads = torch_threads
         self.embedding_dim = int(model.config.projection_dim)
         audio_config = model.config.audio_config
@@ -288,12 +274,6 @@ class ClapEmbedder:
                 f"CLAP model {model_id!r} gives {self.embedding_dim}-dim vectors; the database stores "
                 f"{EMBEDDING_DIM}-dim ones"
             )
-        text_dim = int(self._text_model.config.projection_dim)
-        if text_dim != self.embedding_dim:
-            raise ModelUnavailable(
-                f"text model {self.text_model_id!r} gives {text_dim}-dim vectors, "
-                f"the audio model {self.embedding_dim}"
-            )
 
     @classmethod
     def load(
@@ -302,7 +282,6 @@ class ClapEmbedder:
         *,
         cache_dir: Path | None = None,
         torch_threads: int | None = None,
-        text_model: str | None = None,
         runtime: str = rt.TORCH,
     ) -> ClapEmbedder:
         """Load a CLAP hub id (cached under `cache_dir`) or local directory; raise ModelUnavailable.
@@ -318,34 +297,15 @@ class ClapEmbedder:
         threads = torch_threads or default_torch_threads()
         # Process-wide; one worker = one model, so the worker owns the setting.
         torch.set_num_threads(threads)
-        model, processor, _ = _load_pretrained(
-            ClapModel, model_id_or_path, env_var="HAUNTFM_CLAP_MODEL", cache_dir=cache_dir
+        model, processor = _load_pretrained(
+            model_id_or_path, env_var="HAUNTFM_CLAP_MODEL", cache_dir=cache_dir
         )
-        text, tokenizer = None, None
-        if text_model and text_model != model_id_or_path:
-            # Only the text tower and its projection: the audio half of a second
-            # checkpoint would be dead weight in memory.
-            text, tokenizer, _ = _load_pretrained(
-                ClapTextModelWithProjection,
-                text_model,
-                env_var="HAUNTFM_CLAP_TEXT_MODEL",
-                cache_dir=cache_dir,
-            )
-        embedder = cls(
-            model=model,
-            processor=processor,
-            model_id=model_id_or_path,
-            torch_threads=threads,
-            text_model=text,
-            text_tokenizer=tokenizer,
-            text_model_id=text_model if text is not None else None,
-        )
+        embedder = cls(model=model, processor=processor, model_id=model_id_or_path, torch_threads=threads)
         if runtime != rt.TORCH:
             embedder._select_runtime(runtime, source=model_id_or_path, cache_dir=cache_dir)
         log.info(
-            "loaded CLAP model %s (text: %s), audio on %s, %d threads: %s",
+            "loaded CLAP model %s, audio on %s, %d threads: %s",
             embedder.model_id,
-            embedder.text_model_id,
             embedder.runtime,
             threads,
             embedder.runtime_reason,
@@ -511,39 +471,45 @@ class ClapEmbedder:
         )
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised text embeddings (n, dim)."""
+        """L2-normalised text embeddings (n, dim), in this model's own space."""
         if not texts:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        config = self._text_model.config
-        text_config = getattr(config, "text_config", config)  # ClapModel vs a text-only tower
         max_len = min(
             int(getattr(self._tokenizer, "model_max_length", 512) or 512),
-            int(text_config.max_position_embeddings) - 2,  # RoBERTa's padding-idx offset
+            int(self._model.config.text_config.max_position_embeddings) - 2,  # RoBERTa's padding-idx offset
         )
         enc = self._tokenizer(
             list(texts), padding=True, truncation=True, max_length=max_len, return_tensors="pt"
         )
         with self._lock, torch.inference_mode():
             self._ensure_threads()
-            out = self._text_model.text_model(
-                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
-            )
-            projected = self._text_model.text_projection(out.pooler_output).float().numpy()
+            out = self._model.text_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            projected = self._model.text_projection(out.pooler_output).float().numpy()
         return normalise(projected)
 
     def text_tower_check(self) -> tuple[bool, str]:
         """Whether distinct prompts get distinct text vectors; (False, advice) when the tower collapsed."""
-        vecs = self.embed_text(TEXT_TOWER_PROMPTS)
+        advice = (
+            "vibes are grounded in Last.fm tags alone; for vibe text too, set "
+            f"HAUNTFM_CLAP_MODEL={TEXT_HEALTHY_MODEL} (its text tower works; the library is re-embedded)"
+        )
+        try:
+            vecs = self.embed_text(TEXT_TOWER_PROMPTS)
+        except ValueError as exc:  # a zero vector: the projection says nothing at all
+            return (
+                False,
+                f"text tower of {self.model_id} is broken ({exc}), so vibe text can't steer; {advice}",
+            )
         sims = vecs @ vecs.T
         pairs = sims[np.triu_indices(len(TEXT_TOWER_PROMPTS), k=1)]
         lo, hi = float(pairs.min()), float(pairs.max())
         if lo > TEXT_COLLAPSE_COSINE:
             return False, (
-                f"text tower of {self.text_model_id} looks collapsed: {len(TEXT_TOWER_PROMPTS)} distinct "
-                f"prompts all score cosine > {TEXT_COLLAPSE_COSINE} (min {lo:.3f}), so vibe text can't steer "
-                f"recommendations; set HAUNTFM_CLAP_TEXT_MODEL={TEXT_FALLBACK_MODEL}"
+                f"text tower of {self.model_id} looks collapsed: {len(TEXT_TOWER_PROMPTS)} distinct "
+                f"prompts all score cosine > {TEXT_COLLAPSE_COSINE} (min {lo:.3f}), so vibe text can't "
+                f"steer; {advice}"
             )
-        return True, f"text tower of {self.text_model_id} ok: prompt cosines {lo:.3f}..{hi:.3f}"
+        return True, f"text tower of {self.model_id} ok: prompt cosines {lo:.3f}..{hi:.3f}"
 
 
 # --- ONNX export (runs in a child process) -------------------------------------------------------

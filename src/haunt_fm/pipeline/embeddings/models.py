@@ -39,6 +39,9 @@ class TrackEmbedding(Base):
         ),
         # Taste staleness: "did one of the profile's tracks get embedded since the build?"
         Index("ix_track_embeddings_created", "created_at"),
+        # Vectors of another model are left out of every query and re-embedded; /api/status counts
+        # them (an index-only scan instead of reading every vector).
+        Index("ix_track_embeddings_model", "model"),
     )
 
 

@@ -156,6 +156,23 @@ _LIVE_WORKERS_SQL = text(
 )
 
 
+# What the live workers running `model` found when they checked its text tower.
+_TEXT_TOWER_SQL = text(
+    """
+    SELECT bool_or(text_tower_ok) AS any_ok, count(text_tower_ok) AS checked FROM worker_states
+    WHERE heartbeat_at > now() - make_interval(secs => :stale_seconds)
+      AND model_loaded AND model = :model
+    """
+)
+
+
+async def text_tower_ok(session: AsyncSession, *, model: str, stale_seconds: float) -> bool | None:
+    """True when a live worker running `model` found its text tower healthy, False when the live
+    ones that checked found it collapsed, None when none has checked."""
+    row = (await session.execute(_TEXT_TOWER_SQL, {"model": model, "stale_seconds": stale_seconds})).one()
+    return None if not row.checked else bool(row.any_ok)
+
+
 async def cached_text(session: AsyncSession, *, text_norm: str) -> dict[str, Any] | None:
     row = (await session.execute(_CACHED_TEXT_SQL, {"norm": text_norm})).mappings().first()
     return None if row is None else dict(row)

@@ -125,8 +125,9 @@ _READS = """
            (SELECT name FROM profiles WHERE id = prof.id) AS resolved_profile,
            (SELECT name FROM profiles
              WHERE id = coalesce((SELECT profile_id FROM ev), d.match_profile_id, prof.id)) AS profile_name,
-           -- A song never seen before needs a preview: wake the preview lookup on every machine.
-           (SELECT count(pg_notify('haunt_fm_work', 'previews')) FROM trk WHERE trk.inserted) AS woke
+           -- A song never seen before needs a preview and tags: wake those stages on every machine.
+           (SELECT count(pg_notify('haunt_fm_work', 'previews')) + count(pg_notify('haunt_fm_work', 'tags'))
+            FROM trk WHERE trk.inserted) AS woke
     FROM decision d, prof
 """
 

@@ -60,15 +60,15 @@ _KNOWN_SQL = text(
     """
 ).bindparams(bindparam("contexts", type_=ARRAY(Text)))
 
-# With a vibe: closest to the vibe first; tracks not embedded yet cannot be placed against
-# it and come last, by weight.
+# With a vibe: closest to the vibe first; tracks not embedded (by the current model) yet
+# cannot be placed against it and come last, by weight.
 _KNOWN_BY_VIBE_SQL = text(
     _KNOWN_CTE
     + """
     SELECT r.track_id, t.title, t.artist, coalesce(t.album, t.itunes_album) AS album,
            t.norm_artist, r.plays, 1 - (te.embedding <=> :vibe) AS score
     FROM ranked r JOIN tracks t ON t.id = r.track_id
-    LEFT JOIN track_embeddings te ON te.track_id = r.track_id
+    LEFT JOIN track_embeddings te ON te.track_id = r.track_id AND te.model = :model
     ORDER BY te.embedding <=> :vibe NULLS LAST, r.weight DESC, r.plays DESC, r.track_id
     LIMIT :limit
     """
@@ -82,9 +82,11 @@ async def known_candidates(
     contexts: Sequence[str],
     half_life_days: float,
     vibe: np.ndarray | None,
+    model: str,
     limit: int,
 ) -> Sequence[Any]:
-    """The profile's favourites, best first: by weight, or closest to `vibe` when given."""
+    """The profile's favourites, best first: by weight, or closest to `vibe` when given (`model`'s
+    vectors only)."""
     params: dict[str, Any] = {
         "pid": profile_id,
         "contexts": list(contexts),
@@ -93,7 +95,9 @@ async def known_candidates(
     }
     if vibe is None:
         return (await session.execute(_KNOWN_SQL, params)).mappings().all()
-    return (await session.execute(_KNOWN_BY_VIBE_SQL, {**params, "vibe": vibe})).mappings().all()
+    return (
+        (await session.execute(_KNOWN_BY_VIBE_SQL, {**params, "vibe": vibe, "model": model})).mappings().all()
+    )
 
 
 _INSERT_PLAYLIST_SQL = text(

@@ -8,6 +8,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from haunt_fm.pipeline.tags.schemas import VibeBasis
 from haunt_fm.pipeline.vibes import VIBE_MAX_CHARS, clean_vibe
 
 MAX_TRACKS = 200
@@ -149,6 +150,9 @@ class PlaylistOut(BaseModel):
     created_at: datetime
     vibe: str | None
     alpha: float
+    vibe_basis: VibeBasis | None = Field(
+        default=None, description="How the vibe was understood (present whenever a vibe was given)."
+    )
     total_tracks: int = Field(description="Tracks asked for; `tracks` may be shorter when too few qualify.")
     known_pct: float
     known_count: int

@@ -92,6 +92,7 @@ async def pick_tracks(
         contexts=contexts,
         half_life_days=settings.taste_half_life_days,
         vibe=vibe_vector_,
+        model=settings.clap_model,
         # Excluded tracks may be among the best: fetch past them.
         limit=total + KNOWN_SLACK + len(excluded),
     )
@@ -234,6 +235,8 @@ async def generate_playlist(
             "speaker_entity": speaker,
             "auto_play": request.auto_play,
         }
+        if encoded is not None and encoded.basis is not None:
+            params["vibe_basis"] = encoded.basis.model_dump()
         async with transaction(session_factory) as session:
             saved = await repo.save(
                 session,
@@ -283,6 +286,7 @@ def _document(
         created_at=created_at,
         vibe=params.get("vibe"),
         alpha=float(params.get("alpha", 0.5)),
+        vibe_basis=params.get("vibe_basis"),
         total_tracks=total,
         known_pct=known_pct,
         known_count=known,

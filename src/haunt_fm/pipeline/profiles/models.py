@@ -27,6 +27,9 @@ class Profile(Base):
     taste_embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
     taste_built_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     taste_tracks_used: Mapped[int | None] = mapped_column(Integer)
+    # The CLAP model whose vectors built the taste: a taste of another model lives in another
+    # space, so it is stale once HAUNTFM_CLAP_MODEL changes.
+    taste_model: Mapped[str | None] = mapped_column(Text)
 
 
 class SpeakerMapping(Base):

@@ -1,4 +1,4 @@
-"""Recommendation queries: nearest tracks by cosine distance (pgvector HNSW), and the vibe text cache."""
+"""Recommendation queries: nearest tracks by cosine distance (pgvector HNSW), current model only."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from sqlalchemy.types import BigInteger, Text
 
 from haunt_fm.db.base import EMBEDDING_DIM
 
-# What the profile must not be offered: its own listened tracks, tracks it thumbed down in
-# one of the asked-for vibe contexts ('general' and the requested vibe), and any ids the
-# caller already holds. Each NOT EXISTS is an index probe per candidate (the exclusion
-# constraint's gist index on listen_events; the unique index on feedback).
+# What the profile must not be offered: a vector of another model than the current one (it
+# lives in another space; the track is being re-embedded), its own listened tracks, tracks it
+# thumbed down in one of the asked-for vibe contexts ('general' and the requested vibe), and
+# any ids the caller already holds. The model test reads the row the index scan already
+# fetched; each NOT EXISTS is an index probe per candidate (the exclusion constraint's gist
+# index on listen_events; the unique index on feedback).
 _ELIGIBLE = """
-    NOT EXISTS (SELECT 1 FROM listen_events e WHERE e.track_id = te.track_id AND e.profile_id = :pid)
+    te.model = :model
+    AND NOT EXISTS (SELECT 1 FROM listen_events e WHERE e.track_id = te.track_id AND e.profile_id = :pid)
     AND NOT EXISTS (SELECT 1 FROM feedback f
                     WHERE f.profile_id = :pid AND f.track_id = te.track_id
                       AND f.vibe_norm = ANY(:contexts) AND f.rating = 'down')
@@ -106,7 +109,7 @@ _RANK_SQL = (
         WITH nearest AS MATERIALIZED (
             SELECT te.track_id, te.embedding <=> :q AS distance
             FROM track_embeddings te
-            WHERE te.track_id = ANY(:candidates)
+            WHERE te.track_id = ANY(:candidates) AND te.model = :model
             ORDER BY distance
             LIMIT :limit
         )
@@ -140,6 +143,7 @@ async def nearest(
     session: AsyncSession,
     *,
     query: np.ndarray,
+    model: str,
     profile_id: int,
     contexts: Sequence[str],
     exclude: Sequence[int],
@@ -148,9 +152,10 @@ async def nearest(
     max_scan_tuples: int,
     exact: bool = False,
 ) -> Sequence[Any]:
-    """The `limit` eligible tracks nearest to `query`, nearest first, with details."""
+    """The `limit` eligible tracks nearest to `query` (`model`'s vectors), nearest first, with details."""
     params = {
         "q": query,
+        "model": model,
         "pid": profile_id,
         "contexts": list(contexts),
         "exclude": list(exclude),
@@ -166,6 +171,7 @@ async def probe(
     session: AsyncSession,
     *,
     query: np.ndarray,
+    model: str,
     profile_id: int,
     contexts: Sequence[str],
     exclude: Sequence[int],
@@ -177,6 +183,7 @@ async def probe(
     await _scan_settings(session, ef_search=ef_search, max_scan_tuples=max_scan_tuples)
     params = {
         "q": query,
+        "model": model,
         "pid": profile_id,
         "contexts": list(contexts),
         "exclude": list(exclude),
@@ -186,8 +193,14 @@ async def probe(
 
 
 async def rank(
-    session: AsyncSession, *, query: np.ndarray, profile_id: int, candidates: Sequence[int], limit: int
+    session: AsyncSession,
+    *,
+    query: np.ndarray,
+    model: str,
+    profile_id: int,
+    candidates: Sequence[int],
+    limit: int,
 ) -> Sequence[Any]:
     """The `limit` candidates nearest to `query` by exact distance, nearest first, with details."""
-    params = {"q": query, "pid": profile_id, "candidates": list(candidates), "limit": limit}
+    params = {"q": query, "model": model, "pid": profile_id, "candidates": list(candidates), "limit": limit}
     return (await session.execute(_RANK_SQL, params)).mappings().all()

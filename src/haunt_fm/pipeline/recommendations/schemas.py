@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from haunt_fm.pipeline.tags.schemas import VibeBasis
+
 
 class BecauseOut(BaseModel):
     """A listened track whose Last.fm neighbours led discovery to the recommended one."""
@@ -39,5 +41,16 @@ class RecommendationsOut(BaseModel):
     basis: Literal["taste", "vibe", "taste+vibe"] = Field(
         description="What the query vector was made of: the taste profile, the vibe, or a blend."
     )
+    vibe_basis: VibeBasis | None = Field(
+        default=None, description="How the vibe was understood (present whenever a vibe was given)."
+    )
     taste_built_at: datetime | None = None
     recommendations: list[RecommendationOut]
+
+
+class VibeNotUnderstoodOut(BaseModel):
+    """409 when a vibe can't steer: no tag of an embedded track matched and the text tower can't be used."""
+
+    detail: str = Field(description="What was understood, why it can't steer, and whether discovery started.")
+    error: Literal["vibe_not_understood"]
+    suggestions: list[str] = Field(description="The library's most common tags (of embedded tracks).")

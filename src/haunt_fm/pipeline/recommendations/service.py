@@ -19,6 +19,7 @@ from haunt_fm.pipeline.profiles.models import Profile
 from haunt_fm.pipeline.recommendations import repository as repo
 from haunt_fm.pipeline.recommendations.schemas import BecauseOut, RecommendationOut, RecommendationsOut
 from haunt_fm.pipeline.recommendations.vibe import VibeEncoder
+from haunt_fm.pipeline.tags.schemas import VibeBasis
 from haunt_fm.pipeline.taste.service import ensure_fresh_taste, no_taste_message, resolve_profile
 from haunt_fm.pipeline.vibes import GENERAL_VIBE, clean_vibe, normalize_vibe
 
@@ -44,7 +45,11 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
     return None if norm == 0 or not np.isfinite(norm) else (v / norm).astype(np.float32)
 
 
-def _ef_search(*, limit: int, known_tracks: int, taste_share: float) -> int:
+def _ef_search(*, limit: int, known_tracks: int, taste_share: float, diffuse: bool = False) -> int:
+    # A diffuse vibe (a tag whose tracks are spread over many sounds) lies far from every track,
+    # where a narrow greedy search settles in the wrong place: it gets the widest candidate list.
+    if diffuse and taste_share < 1.0:
+        return EF_SEARCH_MAX
     return max(EF_SEARCH_MIN, min(EF_SEARCH_MAX, 2 * limit + round(known_tracks * taste_share)))
 
 
@@ -74,13 +79,18 @@ class Query(NamedTuple):
     basis: Basis
     # (vector, share of the taste in it): a blend also probes the index with the vibe alone.
     probes: list[tuple[np.ndarray, float]]
+    # The vibe in it lies far from every track (see `_ef_search`).
+    diffuse: bool = False
 
 
 class VibeVector(NamedTuple):
-    """A vibe's vector, or why it could not be had (raised only if the query turns out to need it)."""
+    """A vibe's vector, or why it could not be had (raised only if the query turns out to need it),
+    and how the vibe was understood."""
 
     vector: np.ndarray | None
     error: AppError | None = None
+    basis: VibeBasis | None = None
+    diffuse: bool = False
 
     def require(self) -> np.ndarray:
         if self.vector is None:
@@ -90,17 +100,19 @@ class VibeVector(NamedTuple):
 
 
 async def vibe_vector(*, vibe: str | None, alpha: float, vibe_encoder: VibeEncoder) -> VibeVector | None:
-    """Encode the vibe BEFORE the request's session does any work: the encoder may wait for a
+    """Ground the vibe BEFORE the request's session does any work: the encoder may wait for a
     worker, and a request must not hold a pooled connection while it waits. With alpha 1 the
     vibe is needed only when the profile has no taste yet, so a failure is kept for later."""
     if vibe is None:
         return None
     try:
-        return VibeVector(await vibe_encoder.encode(text=vibe))
+        # Alpha 1: the vibe may not be needed, so a text vector is not waited for.
+        grounded = await vibe_encoder.ground(text=vibe, wait=alpha < 1.0)
     except AppError as exc:
         if alpha < 1.0:
             raise
-        return VibeVector(None, exc)
+        return VibeVector(None, exc, getattr(exc, "basis", None))
+    return VibeVector(grounded.vector, basis=grounded.basis, diffuse=grounded.diffuse)
 
 
 async def query_vector(
@@ -126,15 +138,15 @@ async def query_vector(
         return Query(taste, "taste", [(taste, 1.0)])
     vibe_vec = vibe.require()
     if taste is None or alpha == 0.0:
-        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
+        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)], diffuse=vibe.diffuse)
     blended = _unit(alpha * taste + (1.0 - alpha) * vibe_vec)
     if blended is None:
         # Exactly opposite vectors cancel out; the vibe is the explicit ask, so it wins.
-        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)])
+        return Query(vibe_vec, "vibe", [(vibe_vec, 0.0)], diffuse=vibe.diffuse)
     # A blend of two far-apart directions lies between clusters, where a greedy graph search
     # can settle on the wrong side; probing from the vibe too and ranking the union by the
     # exact distance to the blend keeps recall up (bench/recommend.py).
-    return Query(blended, "taste+vibe", [(blended, alpha), (vibe_vec, 0.0)])
+    return Query(blended, "taste+vibe", [(blended, alpha), (vibe_vec, 0.0)], diffuse=vibe.diffuse)
 
 
 def steer_away(query: Query, away: np.ndarray) -> Query:
@@ -156,6 +168,7 @@ async def _search(
     *,
     profile: Profile,
     query: Query,
+    model: str,
     vibe: str | None,
     limit: int,
     exclude_track_ids: Iterable[int],
@@ -164,6 +177,7 @@ async def _search(
     exclude = sorted({int(t) for t in exclude_track_ids})
     known = (profile.taste_tracks_used or 0) + len(exclude)
     common: dict[str, Any] = {
+        "model": model,
         "profile_id": profile.id,
         "contexts": contexts,
         "exclude": exclude,
@@ -172,17 +186,24 @@ async def _search(
     }
     rows: Sequence[Any]
     if len(query.probes) == 1:
-        ef = _ef_search(limit=limit, known_tracks=known, taste_share=query.probes[0][1])
+        ef = _ef_search(
+            limit=limit, known_tracks=known, taste_share=query.probes[0][1], diffuse=query.diffuse
+        )
         rows = await repo.nearest(session, query=query.vector, ef_search=ef, **common)
     else:
         candidates: set[int] = set()
         for i, (vector, share) in enumerate(query.probes):
             want = limit if i == 0 else limit * VIBE_PROBE_OVERFETCH
-            ef = _ef_search(limit=want, known_tracks=known, taste_share=share)
+            ef = _ef_search(limit=want, known_tracks=known, taste_share=share, diffuse=query.diffuse)
             probe_args = {**common, "limit": want}
             candidates.update(await repo.probe(session, query=vector, ef_search=ef, **probe_args))
         rows = await repo.rank(
-            session, query=query.vector, profile_id=profile.id, candidates=sorted(candidates), limit=limit
+            session,
+            query=query.vector,
+            model=model,
+            profile_id=profile.id,
+            candidates=sorted(candidates),
+            limit=limit,
         )
     if len(rows) < limit:
         # The index scan ran out of budget before filling the page; an exact scan settles
@@ -226,13 +247,20 @@ async def get_recommendations(
     if away is not None:
         query = steer_away(query, away)
     items = await _search(
-        session, profile=prof, query=query, vibe=vibe, limit=limit, exclude_track_ids=exclude_track_ids
+        session,
+        profile=prof,
+        query=query,
+        model=settings.clap_model,
+        vibe=vibe,
+        limit=limit,
+        exclude_track_ids=exclude_track_ids,
     )
     return RecommendationsOut(
         profile=prof.name,
         vibe=vibe,
         alpha=alpha,
         basis=query.basis,
+        vibe_basis=encoded.basis if encoded is not None else None,
         taste_built_at=prof.taste_built_at if prof.taste_embedding is not None else None,
         recommendations=items,
     )

@@ -27,6 +27,20 @@ class EmbeddingCounts(BaseModel):
     done: int = 0
     failed: int = 0
     waiting: int = Field(default=0, description="Tracks whose preview is not found yet.")
+    model: str = Field(
+        default="", description="The current CLAP model (HAUNTFM_CLAP_MODEL): only its vectors are used."
+    )
+    outdated: int = Field(
+        default=0,
+        description="Vectors made by another model, left out of every query until their track is "
+        "re-embedded (in the background, as `pending`): the re-embedding progress after a model switch.",
+    )
+
+
+class TagCounts(BaseModel):
+    pending: int = Field(default=0, description="Tracks whose Last.fm tags are still to be fetched.")
+    done: int = 0
+    failed: int = 0
 
 
 class PipelineCounts(BaseModel):
@@ -36,6 +50,7 @@ class PipelineCounts(BaseModel):
     candidates: int
     preview: PreviewCounts
     embedding: EmbeddingCounts
+    tags: TagCounts = Field(default_factory=TagCounts)
 
 
 class WorkerOut(BaseModel):
@@ -98,6 +113,13 @@ class ReconciliationStatus(BaseModel):
     last_error_at: datetime | None
 
 
+class TagsStatus(BaseModel):
+    enabled: bool = Field(description="Tags are fetched (a Last.fm key is configured).")
+    last_fetch_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+
+
 class HomeAssistantStatus(BaseModel):
     configured: bool
     reconciliation: ReconciliationStatus
@@ -118,6 +140,7 @@ class StatusOut(BaseModel):
     worker: WorkerSummary
     discovery: DiscoveryStatus
     previews: PreviewStatus
+    tags: TagsStatus
     homeassistant: HomeAssistantStatus
     profiles: list[ProfileStatus]
     feedback: int

@@ -95,7 +95,8 @@ async def pipeline_status(
 ) -> StatusOut:
     """The whole /api/status document."""
     preview = {"pending": 0, "found": 0, "not_found": 0, "failed": 0}
-    embedding = {"pending": 0, "done": 0, "failed": 0, "waiting": 0}
+    embedding: dict[str, Any] = {"pending": 0, "done": 0, "failed": 0, "waiting": 0}
+    tags = {"pending": 0, "done": 0, "failed": 0}
     tracks = listened_tracks = 0
     for row in await repository.track_counts(session):
         n = int(row["n"])
@@ -103,12 +104,17 @@ async def pipeline_status(
         listened_tracks += n if row["listened"] else 0
         preview[row["preview_status"]] = preview.get(row["preview_status"], 0) + n
         embedding[row["embedding_status"]] = embedding.get(row["embedding_status"], 0) + n
+        tags[row["tags_status"]] = tags.get(row["tags_status"], 0) + n
+    by_model = await repository.vectors_by_model(session)
+    embedding["model"] = settings.clap_model
+    embedding["outdated"] = sum(n for model, n in by_model.items() if model != settings.clap_model)
     profiles = await repository.profiles_with_listens(session)
     workers = await repository.live_workers(session, since=datetime.now(UTC) - WORKER_STALE_AFTER)
     states = await repository.app_states(session)
     discovery = states.get("discovery", {})
     previews_state = states.get("previews", {})
     reconcile = states.get("ha_reconcile", {})
+    tags_state = states.get("tags", {})
     feedback = await repository.feedback_count(session)
     scheduled = await repository.scheduled_jobs(session)
     return StatusOut.model_validate(
@@ -123,6 +129,7 @@ async def pipeline_status(
                 "candidates": tracks - listened_tracks,
                 "preview": preview,
                 "embedding": embedding,
+                "tags": tags,
             },
             "worker": _worker_summary(settings, workers, local=local_worker),
             "discovery": {
@@ -140,6 +147,12 @@ async def pipeline_status(
                 "last_lookup_at": previews_state.get("last_lookup_at"),
                 "last_error": previews_state.get("last_error"),
                 "last_error_at": previews_state.get("last_error_at"),
+            },
+            "tags": {
+                "enabled": settings.lastfm_configured,
+                "last_fetch_at": tags_state.get("last_fetch_at"),
+                "last_error": tags_state.get("last_error"),
+                "last_error_at": tags_state.get("last_error_at"),
             },
             "homeassistant": {
                 "configured": settings.ha_configured,

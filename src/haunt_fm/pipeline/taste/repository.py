@@ -36,7 +36,8 @@ _BUILD_SQL = text(
     ), used AS (
         SELECT c.track_id, c.listen_w, c.liked, te.embedding
         FROM candidates c
-        JOIN track_embeddings te ON te.track_id = c.track_id
+        -- Vectors of the current model only: another model's live in another space.
+        JOIN track_embeddings te ON te.track_id = c.track_id AND te.model = :model
         WHERE NOT EXISTS (
             SELECT 1 FROM feedback d
             WHERE d.profile_id = :pid AND d.track_id = c.track_id
@@ -56,20 +57,23 @@ _BUILD_SQL = text(
         taste_embedding = CASE WHEN agg.n > 0 AND vector_norm(agg.total) > 0
                                THEN l2_normalize(agg.total) END,
         taste_built_at = now(),
-        taste_tracks_used = CASE WHEN agg.n > 0 AND vector_norm(agg.total) > 0 THEN agg.n ELSE 0 END
+        taste_tracks_used = CASE WHEN agg.n > 0 AND vector_norm(agg.total) > 0 THEN agg.n ELSE 0 END,
+        taste_model = :model
     FROM agg
     WHERE p.id = :pid
     RETURNING p.taste_embedding, p.taste_built_at, p.taste_tracks_used
     """
 ).columns(taste_embedding=Vector(EMBEDDING_DIM))
 
-# Stale when anything that feeds the profile changed after it was built: a listen or a
-# feedback arrived, activity_at was bumped (feedback deleted, listens moved), or one of
-# the profile's listened/liked tracks got its embedding. Every branch is an index probe.
+# Stale when anything that feeds the profile changed after it was built: the CLAP model
+# changed, a listen or a feedback arrived, activity_at was bumped (feedback deleted, listens
+# moved), or one of the profile's listened/liked tracks got its embedding. Every branch is an
+# index probe.
 _FRESHNESS_SQL = text(
     """
     SELECT p.taste_embedding, p.taste_built_at, p.taste_tracks_used,
            (p.taste_built_at IS NULL
+            OR p.taste_model IS DISTINCT FROM :model
             OR p.activity_at > p.taste_built_at
             OR EXISTS (SELECT 1 FROM listen_events e
                        WHERE e.profile_id = p.id AND e.received_at > p.taste_built_at)
@@ -88,13 +92,16 @@ _FRESHNESS_SQL = text(
 ).columns(taste_embedding=Vector(EMBEDDING_DIM))
 
 
-async def build(session: AsyncSession, *, profile_id: int, half_life_days: float) -> dict[str, Any]:
-    """Recompute and store the profile's taste vector; returns embedding/built_at/tracks_used."""
-    params = {"pid": profile_id, "half_life_s": half_life_days * 86_400.0}
+async def build(
+    session: AsyncSession, *, profile_id: int, half_life_days: float, model: str
+) -> dict[str, Any]:
+    """Recompute and store the profile's taste vector from `model`'s vectors; returns
+    embedding/built_at/tracks_used."""
+    params = {"pid": profile_id, "half_life_s": half_life_days * 86_400.0, "model": model}
     row = (await session.execute(_BUILD_SQL, params)).mappings().one()
     return dict(row)
 
 
-async def freshness(session: AsyncSession, *, profile_id: int) -> dict[str, Any]:
-    """The stored taste vector and whether it is stale."""
-    return dict((await session.execute(_FRESHNESS_SQL, {"pid": profile_id})).mappings().one())
+async def freshness(session: AsyncSession, *, profile_id: int, model: str) -> dict[str, Any]:
+    """The stored taste vector and whether it is stale (for `model`, the current CLAP model)."""
+    return dict((await session.execute(_FRESHNESS_SQL, {"pid": profile_id, "model": model})).mappings().one())

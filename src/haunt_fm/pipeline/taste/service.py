@@ -4,7 +4,8 @@ Weight of a track = sum over its listens of 2^(-age / half_life) (play count x r
 half-life `HAUNTFM_TASTE_HALF_LIFE_DAYS`, default 30), scaled so the heaviest listened
 track weighs 1.0. A liked track (thumbs up in any vibe context) weighs at least 1.0, as
 much as the heaviest listened track. A track thumbed down in `general` never counts.
-The weighted sum of the tracks' unit CLAP vectors is L2-normalised.
+The weighted sum of the tracks' unit CLAP vectors is L2-normalised. Only vectors of the
+current model (HAUNTFM_CLAP_MODEL) count; a taste built with another model is stale.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ async def resolve_profile(session: AsyncSession, profile: Profile | str | None) 
 async def build_taste(session: AsyncSession, *, profile: Profile | str | None, settings: Settings) -> Taste:
     """Recompute and store the profile's taste vector (None when nothing embedded feeds it)."""
     prof = await resolve_profile(session, profile)
-    row = await repo.build(session, profile_id=prof.id, half_life_days=settings.taste_half_life_days)
+    row = await repo.build(
+        session, profile_id=prof.id, half_life_days=settings.taste_half_life_days, model=settings.clap_model
+    )
     taste = Taste(_vector(row["taste_embedding"]), row["taste_built_at"], int(row["taste_tracks_used"]))
     # Keep the ORM object in step with the row the UPDATE wrote.
     set_committed_value(prof, "taste_embedding", taste.vector)
@@ -59,7 +62,7 @@ async def ensure_fresh_taste(
 ) -> np.ndarray | None:
     """The profile's taste vector, rebuilt first if anything that feeds it changed; None if it has none."""
     prof = await resolve_profile(session, profile)
-    state = await repo.freshness(session, profile_id=prof.id)
+    state = await repo.freshness(session, profile_id=prof.id, model=settings.clap_model)
     if not state["stale"]:
         return _vector(state["taste_embedding"])
     return (await build_taste(session, profile=prof, settings=settings)).vector

@@ -326,12 +326,20 @@
     return el("span", { className: `pill ${ok ? "pill-ok" : "pill-off"}`, text: ok ? yes : no });
   }
 
+  function towerPill(ok) {
+    if (ok === true) return el("span", { className: "pill pill-ok", text: "CLAP text too" });
+    if (ok === false) return el("span", { className: "pill pill-off", text: "CLAP text off (collapsed)" });
+    return el("span", { className: "pill pill-off", text: "CLAP text unchecked" });
+  }
+
   function renderStatus(s) {
     const p = s.pipeline || {};
     const worker = s.worker || {};
     const discovery = s.discovery || {};
     const previews = s.previews || {};
+    const tags = s.tags || {};
     const ha = s.homeassistant || {};
+    const outdated = Number((p.embedding || {}).outdated) || 0;
     $("version").textContent = s.version ? `v${s.version}` : "";
 
     const stateClass = { working: "pill-busy", idle: "pill-ok", error: "pill-bad" }[worker.state] || "pill-off";
@@ -372,6 +380,26 @@
       ...(previews.last_error
         ? fact("Preview error", el("span", { className: "error-text", text: previews.last_error }))
         : []),
+      ...fact(
+        "Vibes",
+        yesNo(tags.enabled, "grounded in Last.fm tags", "no Last.fm key: no tags"),
+        " ",
+        towerPill(worker.text_tower_ok),
+      ),
+      ...(tags.last_error
+        ? fact("Tags error", el("span", { className: "error-text", text: tags.last_error }))
+        : []),
+      ...(outdated > 0
+        ? fact(
+            "Re-embedding",
+            el("span", {
+              className: "running",
+              text: `${fmtCount(outdated)} vectors of an earlier model are left out until re-embedded with`,
+            }),
+            " ",
+            el("span", { className: "mono", text: (p.embedding || {}).model || "" }),
+          )
+        : []),
       ...fact("Playback", yesNo(ha.configured, "Home Assistant configured", "Home Assistant not configured")),
     );
 
@@ -390,6 +418,7 @@
         { className: "stages" },
         stage("Preview lookup", p.preview, ["found", "pending", "not_found", "failed"]),
         stage("Embedding", p.embedding, ["done", "pending", "failed", "waiting"]),
+        stage("Tags", p.tags, ["done", "pending", "failed"]),
       ),
       facts,
     );
@@ -397,12 +426,13 @@
     const warning = $("text-tower-warning");
     if (worker.text_tower_ok === false) {
       warning.replaceChildren(
-        el("strong", { text: "Vibe search is unreliable. " }),
+        el("strong", { text: "Vibe text is off. " }),
         "The text tower of ",
         el("code", { text: worker.model || "the CLAP model" }),
-        " gives near-identical embeddings for different prompts. Set ",
-        el("code", { text: "HAUNTFM_CLAP_TEXT_MODEL=laion/larger_clap_general" }),
-        " for vibe text.",
+        " gives near-identical embeddings for different prompts, so vibes rest on the library's Last.fm " +
+          "tags alone. For vibe text too, set ",
+        el("code", { text: "HAUNTFM_CLAP_MODEL=laion/larger_clap_general" }),
+        " (its text tower works; the library is re-embedded in the background).",
         worker.text_tower_note ? el("span", { className: "muted", text: ` ${worker.text_tower_note}` }) : null,
       );
       warning.hidden = false;
@@ -736,6 +766,27 @@
     }
   }
 
+  /* ---------- vibe suggestions: the library's (or the profile's) tags ---------- */
+
+  const TAGS_EVERY_MS = 5 * 60 * 1000;
+  let tagsKey = "";
+  let tagsAt = 0;
+
+  async function loadTags(force = false) {
+    const profile = selectedProfile();
+    if (!force && profile === tagsKey && Date.now() - tagsAt < TAGS_EVERY_MS) return;
+    const query = new URLSearchParams({ limit: "50" });
+    if (profile) query.set("profile", profile);
+    const data = await api(`/api/tags?${query}`);
+    tagsKey = profile;
+    tagsAt = Date.now();
+    $("vibe-tags").replaceChildren(
+      ...(data.tags || []).map((t) =>
+        el("option", { value: t.tag, label: `${t.tag} · ${fmtCount(t.embedded)} embedded tracks` }),
+      ),
+    );
+  }
+
   /* ---------- refresh loop ---------- */
 
   let inFlight = null;
@@ -754,7 +805,13 @@
       } catch (err) {
         problems.push(err);
       }
-      const results = await Promise.allSettled([loadStatus(), loadListens(), loadRecommendations(), loadRadio()]);
+      const results = await Promise.allSettled([
+        loadStatus(),
+        loadListens(),
+        loadRecommendations(),
+        loadRadio(),
+        loadTags(),
+      ]);
       problems = problems.concat(results.filter((r) => r.status === "rejected").map((r) => r.reason));
       refreshTimes();
       const now = new Date().toLocaleTimeString();
