@@ -26,7 +26,8 @@ from tests.support.live_server import LiveServer  # noqa: E402
 
 _TABLES = (
     "playlist_tracks, playlists, feedback, listen_events, track_similarities, track_embeddings, "
-    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles, jobs, rate_limits"
+    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles, jobs, rate_limits, "
+    "imports"
 )
 
 

@@ -61,7 +61,10 @@ def create_app(settings: Settings, *, database_url: str, start_background: bool 
     app.state.settings = settings
     install_error_handlers(app)
     _include_routers(app)
-    app.add_middleware(RequestGuardMiddleware)
+    from haunt_fm.pipeline.imports.router import LISTENBRAINZ_PATH
+
+    # Export uploads stream to disk under their own cap; every other body is small.
+    app.add_middleware(RequestGuardMiddleware, streamed={LISTENBRAINZ_PATH: settings.import_max_bytes})
     app.add_middleware(
         TokenAuthMiddleware, token=settings.api_token.get_secret_value() if settings.api_token else None
     )
@@ -72,6 +75,7 @@ def _include_routers(app: FastAPI) -> None:
     # In pipeline order: listen -> discovery -> taste -> recommendations/feedback -> playlists.
     from haunt_fm.pipeline.discovery.router import router as discovery
     from haunt_fm.pipeline.feedback.router import router as feedback
+    from haunt_fm.pipeline.imports.router import router as imports
     from haunt_fm.pipeline.listens.router import router as listens
     from haunt_fm.pipeline.playlists.router import router as playlists
     from haunt_fm.pipeline.profiles.router import router as profiles
@@ -80,5 +84,16 @@ def _include_routers(app: FastAPI) -> None:
     from haunt_fm.pipeline.taste.router import router as taste
     from haunt_fm.web.router import router as web
 
-    for router in (status, listens, profiles, discovery, taste, recommendations, feedback, playlists, web):
+    for router in (
+        status,
+        listens,
+        imports,
+        profiles,
+        discovery,
+        taste,
+        recommendations,
+        feedback,
+        playlists,
+        web,
+    ):
         app.include_router(router)

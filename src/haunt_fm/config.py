@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # How long a request waits for a worker to embed a new vibe text (then 503).
     vibe_embed_timeout_seconds: float = Field(default=20.0, ge=0, le=600)
 
+    # History imports: the largest ListenBrainz export an upload may carry (the CLI reads
+    # files in place, without a limit).
+    import_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # ListenBrainz listens stored per transaction (and per resume step).
+    import_batch_size: int = Field(default=5000, ge=1, le=100_000)
+
     log_level: str = "INFO"
 
     @field_validator("database_url", "api_token", "lastfm_api_key", "ha_token", mode="before")

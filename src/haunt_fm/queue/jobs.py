@@ -47,6 +47,16 @@ def jobs_stage(kinds: list[str] | None = None) -> Stage:
     )
 
 
+# One given job (`:job_id`), if it is due and free: a command line that queued a job runs it itself.
+_ONE_JOB_STAGE = Stage(
+    name="jobs",
+    table="jobs",
+    prefix="",
+    ready="id = CAST(:job_id AS bigint) AND kind = ANY(CAST(:kinds AS text[]))",
+    returning=("t.kind", "t.key", "t.payload"),
+)
+
+
 @dataclass(slots=True)
 class JobContext:
     """What a handler gets: the job and a way to report progress while it runs."""
@@ -136,6 +146,19 @@ class JobRunner:
     async def run_once(self) -> int:
         """Run at most one due job; returns 1 if one ran (for tests and `run_until_idle`)."""
         return await self.runner.run_once(self._process)
+
+    async def run_job(self, job_id: int) -> bool:
+        """Run the job `job_id` now if it is due and nobody holds it; False when it could not be claimed."""
+        runner = StageRunner(
+            sessions=self.sessions,
+            stage=_ONE_JOB_STAGE,
+            batch=1,
+            lease_seconds=self.runner.lease_seconds,
+            max_attempts=self.runner.max_attempts,
+            idle_seconds=0.0,
+            claim_params=lambda: {"job_id": job_id, "kinds": list(self.kinds)},
+        )
+        return bool(await runner.run_once(self._process))
 
     async def run_until_idle(self, *, max_jobs: int = 1000) -> int:
         """Run due jobs one after another until none is due; returns how many ran."""

@@ -6,6 +6,7 @@ Each stage that has background jobs declares them in its `tasks.py` as a functio
 
 from __future__ import annotations
 
+from haunt_fm.pipeline.imports import tasks as imports_tasks
 from haunt_fm.queue import JobKind, JobRunner
 from haunt_fm.runtime import Runtime
 
@@ -13,6 +14,7 @@ from haunt_fm.runtime import Runtime
 def job_kinds(runtime: Runtime) -> dict[str, JobKind]:
     """Every job kind this process can run, by name."""
     kinds: list[JobKind] = []
+    kinds += imports_tasks.job_kinds(runtime)
     return {kind.name: kind for kind in kinds}
 
 

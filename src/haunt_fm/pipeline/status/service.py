@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haunt_fm import __version__
 from haunt_fm.config import Settings
 from haunt_fm.pipeline.embeddings.models import WORKER_STALE_SECONDS
+from haunt_fm.pipeline.imports import service as imports
 from haunt_fm.pipeline.status import repository
 from haunt_fm.pipeline.status.schemas import StatusOut
 
@@ -91,6 +92,8 @@ async def pipeline_status(
     discovery = states.get("discovery", {})
     previews_state = states.get("previews", {})
     feedback = await repository.feedback_count(session)
+    running_imports = await imports.running(session)
+    last_import = await imports.last_finished(session)
     return StatusOut.model_validate(
         {
             "status": "ok",
@@ -130,5 +133,6 @@ async def pipeline_status(
                 for p in profiles
             ],
             "feedback": feedback,
+            "imports": {"running": running_imports, "last_finished": last_import},
         }
     )
