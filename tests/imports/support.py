@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,10 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from haunt_fm.app import create_app
+from tests.conftest import make_settings
 from tests.discovery.support import LASTFM_KEY
+from tests.support.live_server import LiveServer
 
 BASE_UTS = 1_700_000_000
 
@@ -90,3 +94,14 @@ async def assert_no_duplicated_listens(sessions: async_sessionmaker[AsyncSession
         """,
     )
     assert clashes == 0
+
+
+@contextlib.contextmanager
+def app_server(tmp_path: Path, pg_url: str, **overrides: Any) -> Iterator[LiveServer]:
+    """The app with its job runner, on its own server that a test may stop mid-import (a restart)."""
+    settings = make_settings(tmp_path, pg_url, **overrides)
+    server = LiveServer(create_app(settings, database_url=pg_url, start_background=True)).start()
+    try:
+        yield server
+    finally:
+        server.stop()

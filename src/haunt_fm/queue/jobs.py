@@ -11,6 +11,7 @@ again after every run, successful or not, so one failure never stops the schedul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -141,7 +142,19 @@ class JobRunner:
 
     async def run_forever(self) -> None:
         await self.schedule_periodic()
-        await asyncio.gather(*(self.runner.run_forever(self._process) for _ in range(self.concurrency)))
+        workers = [
+            asyncio.create_task(self.runner.run_forever(self._process)) for _ in range(self.concurrency)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            # A plain gather ends as soon as its first worker is cancelled (an idle one, at once),
+            # leaving a busy one no time to hand its job's lease back: wait for every one.
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker
 
     async def run_once(self) -> int:
         """Run at most one due job; returns 1 if one ran (for tests and `run_until_idle`)."""
