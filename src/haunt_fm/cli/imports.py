@@ -30,12 +30,21 @@ LOG_EVERY_SECONDS = 2.0
 Start = Callable[[Runtime], Awaitable[ImportOut]]
 
 
-def _amount(value: int | None, unit: str) -> str:
+def _size(value: int | None) -> str:
     if value is None:
         return "?"
-    if unit == "bytes":
-        return f"{value / 1_048_576:,.1f} MB"
-    return f"{value:,}"
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:,.1f} {unit}"
+    return f"{value} B"
+
+
+def _amounts(counts: service.Counts) -> str:
+    """`12.0 MB of 80.3 MB` (an export) or `400 of 3,000 scrobbles` (Last.fm)."""
+    if counts.unit == "bytes":
+        return f"{_size(counts.done)} of {_size(counts.total)}"
+    total = "?" if counts.total is None else f"{counts.total:,}"
+    return f"{counts.done:,} of {total} {counts.unit}"
 
 
 class _Reporter:
@@ -46,7 +55,6 @@ class _Reporter:
         self.bar: Progress | None = None
         self.task: TaskID | None = None
         self.label = ""
-        self.unit = "scrobbles"
         self._last_line = 0.0
         self._errors: set[str] = set()
 
@@ -61,7 +69,6 @@ class _Reporter:
         source = "Last.fm" if started.source == "lastfm" else "ListenBrainz"
         what = started.user if started.source == "lastfm" else started.filename
         self.label = f"import {started.import_id}: {source} {what} → {started.profile}"
-        self.unit = started.progress.unit
         resumed = " (resuming)" if started.imported or started.duplicates else ""
         if self.console.is_terminal:
             self.bar = Progress(
@@ -85,7 +92,7 @@ class _Reporter:
         return service.Counts(item.imported, item.duplicates, item.skipped, p.done, p.total, p.unit)
 
     def show(self, counts: service.Counts, *, force: bool = False) -> None:
-        amount = f"{_amount(counts.done, self.unit)} of {_amount(counts.total, self.unit)} {self.unit}"
+        amount = _amounts(counts)
         summary = (
             f"{counts.imported:,} imported, {counts.duplicates:,} duplicates, {counts.skipped:,} skipped"
         )
