@@ -680,7 +680,10 @@ class _ExportBatches:
                 problems.append({"line": item.line, "kind": item.kind, "reason": item.reason})
         return _Chunk(prepare_batch(found), problems, self.consumed, self.handle.tell(), last)
 
-    def close(self) -> None:
+    def close_after(self, read: asyncio.Future[_Chunk]) -> None:
+        """Close the file once the last read is over (what it read, or its error, no longer matters)."""
+        if not read.cancelled():
+            read.exception()
         self.handle.close()
 
 
@@ -702,9 +705,13 @@ async def _run_export(run: _Run, params: dict[str, Any], *, batch_size: int) -> 
     if skip and size != params.get("bytes"):
         raise ImportFailed(f"The export file {what!r} changed since the import started; import it again.")
     reader = await asyncio.to_thread(_ExportBatches, path, format=params.get("format"), skip=skip)
+    # The next batch is read (in a thread) while PostgreSQL stores this one.
+    pending: asyncio.Future[_Chunk] = asyncio.ensure_future(asyncio.to_thread(reader.next, batch_size))
     try:
         while True:
-            chunk = await asyncio.to_thread(reader.next, batch_size)
+            chunk = await pending
+            if not chunk.last:
+                pending = asyncio.ensure_future(asyncio.to_thread(reader.next, batch_size))
             await run.commit(
                 chunk.batch,
                 skipped=len(chunk.problems),
@@ -716,7 +723,8 @@ async def _run_export(run: _Run, params: dict[str, Any], *, batch_size: int) -> 
             if chunk.last:
                 return
     finally:
-        reader.close()
+        # A read still running in its thread closes the file when it is done.
+        pending.add_done_callback(reader.close_after)
 
 
 def _discard_spool(params: dict[str, Any]) -> None:

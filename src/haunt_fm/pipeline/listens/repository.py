@@ -99,9 +99,10 @@ async def recent(session: AsyncSession, *, profile_id: int | None, limit: int) -
 
 # --- Batches of listens (history imports) ------------------------------------------------
 # Two statements per batch: the second must see the tracks the first (or a concurrent
-# writer) created, which a CTE of one statement could not. Listens go in time order, so of
-# two listens within 60 s the earlier one is kept (as the webhook would have), whether they
-# meet in one batch, across batches, or against listens already stored.
+# writer) created, which a CTE of one statement could not. Each track's listens go in time
+# order (tracks one after another, for index locality), so of two listens within 60 s the
+# earlier one is kept, as the webhook would have; a listen near one already stored is a
+# duplicate whichever batch or import it comes in.
 
 _BATCH_TRACKS_SQL = text(
     """
@@ -126,7 +127,7 @@ _BATCH_LISTENS_SQL = text(
                     CAST(:artist AS text[]), CAST(:album AS text[]), CAST(:duration_s AS integer[]))
              WITH ORDINALITY AS u(norm_key, played_at, title, artist, album, duration_s, n)
         JOIN tracks t ON t.norm_key = u.norm_key
-        ORDER BY u.played_at, u.n
+        ORDER BY t.id, u.played_at, u.n
         ON CONFLICT DO NOTHING
         RETURNING track_id, played_at
     ), played AS (
