@@ -156,7 +156,7 @@ async def test_asking_again_while_it_runs_answers_the_running_import(
     serve: Callable[..., str], db: async_sessionmaker[AsyncSession], lastfm: FakeLastfm
 ) -> None:
     lastfm.add_user("rj", _history(lastfm, 1000))
-    url = serve(start_background=True, **lastfm_settings(lastfm, lastfm_rate_per_second=4.0))
+    url = serve(start_background=True, **lastfm_settings(lastfm, lastfm_rate_per_second=2.0))
     async with httpx.AsyncClient(base_url=url) as http:
         first = (await http.post("/api/admin/import/lastfm", json={"user": "rj"})).json()
         second = await http.post("/api/admin/import/lastfm", json={"user": "Rj"})
@@ -181,9 +181,10 @@ async def test_asking_again_while_it_runs_answers_the_running_import(
 async def test_a_restart_mid_import_resumes_where_it_stopped(
     db: async_sessionmaker[AsyncSession], lastfm: FakeLastfm, pg_url: str, tmp_path: Path
 ) -> None:
-    scrobbles = _history(lastfm, 2000)
+    scrobbles = _history(lastfm, 3000)
     lastfm.add_user("rj", scrobbles)
-    settings = lastfm_settings(lastfm, lastfm_rate_per_second=5.0)
+    # Two pages a second: the server stops long before the fifteen pages are through.
+    settings = lastfm_settings(lastfm, lastfm_rate_per_second=2.0)
     with app_server(tmp_path, pg_url, **settings) as first:
         async with httpx.AsyncClient(base_url=first.url) as http:
             started = (await http.post("/api/admin/import/lastfm", json={"user": "rj"})).json()
@@ -191,7 +192,7 @@ async def test_a_restart_mid_import_resumes_where_it_stopped(
     # The server stopped: the job handed its lease back, the import keeps its place.
     async with db() as session:
         row = (await session.execute(text("SELECT status, imported, cursor FROM imports"))).mappings().one()
-    assert row["status"] == "running" and 400 <= row["imported"] < 2000
+    assert row["status"] == "running" and 400 <= row["imported"] < 3000
     assert row["cursor"]["to"] == min(s.uts for s in scrobbles[: row["imported"]])
     assert await scalar(db, "SELECT count(*) FROM listen_events") == row["imported"]
     assert await scalar(db, "SELECT lease_owner FROM jobs") is None
@@ -200,8 +201,8 @@ async def test_a_restart_mid_import_resumes_where_it_stopped(
     with app_server(tmp_path, pg_url, **settings) as second:
         async with httpx.AsyncClient(base_url=second.url) as http:
             done = await wait_import(http, started["import_id"])
-    assert (done["status"], done["imported"], done["duplicates"]) == ("done", 2000, 0)
-    assert await scalar(db, "SELECT count(*) FROM listen_events") == 2000
+    assert (done["status"], done["imported"], done["duplicates"]) == ("done", 3000, 0)
+    assert await scalar(db, "SELECT count(*) FROM listen_events") == 3000
     await assert_no_duplicated_listens(db)
     # It went on from the cursor: the first request after the restart asks for older scrobbles only.
     first_asked = next(r.query for r in lastfm.requests if r.query.get("method") == "user.getrecenttracks")
