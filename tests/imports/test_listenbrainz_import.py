@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haunt_fm.pipeline.imports import service
 from haunt_fm.pipeline.imports.tasks import import_job_kind
+from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.queue import JobRunner
 from haunt_fm.runtime import open_runtime
 from tests.conftest import make_settings
@@ -219,3 +220,57 @@ async def test_an_interrupted_import_resumes_at_its_cursor_without_duplicates(
     assert await scalar(db, "SELECT count(*) FROM listen_events") == 1500
     assert export.exists()  # a file imported in place is the user's: never deleted
     await assert_no_duplicated_listens(db)
+
+
+async def test_a_profile_deleted_mid_import_fails_it_with_a_sentence(
+    db: async_sessionmaker[AsyncSession], pg_url: str, tmp_path: Path
+) -> None:
+    export = write_jsonl(tmp_path / "export.jsonl", distinct_listens(1000))
+    settings = make_settings(tmp_path, pg_url, import_batch_size=100)
+    async with open_runtime(settings, database_url=pg_url, listen=False) as runtime:
+        async with runtime.sessions() as session:
+            await profiles.create_profile(session, name="guest", display_name=None)
+            await session.commit()
+        started = await service.start_listenbrainz_file(
+            sessions=runtime.sessions, path=export, profile="guest"
+        )
+        assert started.job_id is not None
+
+        async def delete_the_profile(counts: service.Counts) -> None:
+            if counts.imported == 200:
+                async with runtime.sessions() as session:
+                    await profiles.delete_profile(session, name="guest")
+                    await session.commit()
+
+        kind = import_job_kind(runtime, on_progress=delete_the_profile)
+        await JobRunner(sessions=runtime.sessions, kinds={kind.name: kind}).run_job(started.job_id)
+        async with runtime.sessions() as session:
+            failed = await service.get(session, import_id=started.import_id)
+    assert (failed.status, failed.imported) == ("failed", 200)
+    assert failed.error is not None and "Profile 'guest' was deleted during the import" in failed.error
+    # What was imported moved to default with the profile's other listens; nothing half-written.
+    assert await scalar(db, "SELECT count(*) FROM listen_events") == 200
+
+
+async def test_an_uploaded_file_name_is_stored_as_plain_text(
+    serve: Callable[..., str], db: async_sessionmaker[AsyncSession]
+) -> None:
+    body = _body(distinct_listens(2))
+    async with httpx.AsyncClient(base_url=serve(start_background=True)) as http:
+        for sent, kept in (
+            (b"C:\\fakepath\\my\x00 listens\x07.jsonl", "my listens.jsonl"),
+            (b"../../etc/passwd", "passwd"),
+            (b"\xff\xfe.json", "\ufffd\ufffd.json"),
+        ):
+            form = (
+                b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="' + sent + b'"\r\n'
+                b"Content-Type: application/x-ndjson\r\n\r\n" + body + b"\r\n--b0undary--\r\n"
+            )
+            response = await http.post(
+                "/api/admin/import/listenbrainz",
+                content=form,
+                headers={"content-type": "multipart/form-data; boundary=b0undary"},
+            )
+            assert response.status_code == 202, response.text
+            assert response.json()["filename"] == kept
+            await wait_import(http, response.json()["import_id"])

@@ -282,6 +282,13 @@ def _sniff_export(head: bytes, *, what: str) -> None:
         )
 
 
+def _safe_filename(raw: bytes) -> str | None:
+    """The upload's file name as text we can store and show: its last path part, printable, short."""
+    name = raw.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable())[:255].strip()
+    return name or None
+
+
 class _Spool:
     """Writes an upload to a file in the data directory as it arrives: the body itself, or the
     file part of a multipart form (the first part with a file name, or the one named `file`)."""
@@ -378,7 +385,7 @@ class _Spool:
         if filename is None and options.get(b"name") != b"file":
             return
         self._state = "in"
-        self.filename = filename.decode("utf-8", "replace") if filename else None
+        self.filename = _safe_filename(filename) if filename else None
         self.part_type = self._headers.get(b"content-type", b"").decode("latin-1") or None
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
