@@ -248,16 +248,16 @@ async def start_lastfm(
         try:
             first = await client.get_recent_tracks(user, limit=1, from_uts=from_uts)
         except LastfmUserNotFound as exc:
-            raise LastfmUserUnknown(f"{exc.message}.") from None
+            raise LastfmUserUnknown(exc.message) from None
         except LastfmPrivateProfile as exc:
-            raise LastfmHistoryPrivate(f"{exc.message}.") from None
+            raise LastfmHistoryPrivate(exc.message) from None
         except LastfmAuthError:
             raise LastfmUnavailable(
                 "Last.fm rejected the configured API key; check HAUNTFM_LASTFM_API_KEY."
             ) from None
         except ClientError as exc:
             raise LastfmUnavailable(
-                f"Last.fm could not be asked about {user!r}: {exc}; try again later."
+                f"Last.fm could not be asked about {user!r}: {exc.message.rstrip('.')}; try again later."
             ) from None
     params = {
         "user": first.user,
@@ -359,7 +359,8 @@ class _Spool:
 
     def _write(self, data: bytes) -> None:
         if len(self.head) < _SNIFF_BYTES:
-            self.head += data[: _SNIFF_BYTES - len(self.head)]
+            # The first bytes after any BOM and leading whitespace tell what the upload is.
+            self.head = (self.head + data[:_SNIFF_BYTES]).removeprefix(_BOM).lstrip()[:_SNIFF_BYTES]
         self.file.write(data)
         self.size += len(data)
 
@@ -447,7 +448,7 @@ def _inspect_file(path: Path) -> tuple[Path, bytes, int]:
         raise NotFound(f"There is no file {str(path)!r}.")
     try:
         with path.open("rb") as handle:
-            return path, handle.read(_SNIFF_BYTES), path.stat().st_size
+            return path, handle.read(1 << 16), path.stat().st_size
     except OSError as exc:
         raise Invalid(f"{str(path)!r} cannot be read: {exc.strerror or exc}.") from None
 
@@ -812,7 +813,7 @@ def failure_message(exc: BaseException) -> str:
     """What stopped an import, as a sentence."""
     message = str(getattr(exc, "message", None) or exc or type(exc).__name__).strip()
     if isinstance(exc, DBAPIError):
-        message = f"the database failed ({type(exc.orig).__name__ if exc.orig else type(exc).__name__})"
+        message = f"The database failed ({type(exc.orig).__name__ if exc.orig else type(exc).__name__})"
     return message if message.endswith(".") else message + "."
 
 
