@@ -196,6 +196,9 @@ async def test_a_restart_mid_import_resumes_where_it_stopped(
     assert row["cursor"]["to"] == min(s.uts for s in scrobbles[: row["imported"]])
     assert await scalar(db, "SELECT count(*) FROM listen_events") == row["imported"]
     assert await scalar(db, "SELECT lease_owner FROM jobs") is None
+    # Nothing was left half-done: no connection of the stopped server waits in a transaction.
+    idle = "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"
+    assert await scalar(db, idle) == 0
 
     lastfm.requests.clear()
     with app_server(tmp_path, pg_url, **settings) as second:

@@ -149,9 +149,12 @@ class JobRunner:
             await asyncio.gather(*workers)
         finally:
             # A plain gather ends as soon as its first worker is cancelled (an idle one, at once),
-            # leaving a busy one no time to hand its job's lease back: wait for every one.
+            # leaving a busy one no time to hand its job's lease back: wait for every one. One
+            # already cancelled is not cancelled again: that would break off its clean-up (a
+            # rollback, the lease's release) and leave a connection idle in its transaction.
             for worker in workers:
-                worker.cancel()
+                if not worker.done() and not worker.cancelling():
+                    worker.cancel()
             for worker in workers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await worker
