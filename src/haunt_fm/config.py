@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     http_max_connections: int = Field(default=500, ge=10)
+    # History imports: the largest ListenBrainz export an upload may carry (the CLI reads
+    # files in place, without a limit).
+    import_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # ListenBrainz listens stored per transaction (and per resume step).
+    import_batch_size: int = Field(default=5000, ge=1, le=100_000)
 
     log_level: LogLevel = "INFO"
 

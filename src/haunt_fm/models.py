@@ -4,6 +4,7 @@ from haunt_fm.db.rate_limits import RateLimitSlot
 from haunt_fm.pipeline.discovery.models import TrackSimilarity
 from haunt_fm.pipeline.embeddings.models import TextEmbedding, TrackEmbedding, WorkerState
 from haunt_fm.pipeline.feedback.models import Feedback
+from haunt_fm.pipeline.imports.models import Import
 from haunt_fm.pipeline.listens.models import ListenEvent, SpeakerGroup
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
 from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
@@ -16,6 +17,7 @@ from haunt_fm.queue.models import Job
 __all__ = [
     "AppState",
     "Feedback",
+    "Import",
     "Job",
     "ListenEvent",
     "Playlist",

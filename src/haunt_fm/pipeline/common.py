@@ -1,4 +1,4 @@
-"""Small pieces shared by the stage packages: input validation and profile lookup."""
+"""Small pieces shared by the stage packages: input validation, profile lookup, the Last.fm client."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
+import httpx
 from fastapi import Query
 from pydantic import AfterValidator, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from haunt_fm.clients.lastfm import LastfmClient
+from haunt_fm.config import Settings
+from haunt_fm.db.rate_limits import shared_limiter
+from haunt_fm.errors import Conflict
 
 PROFILE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -82,3 +89,21 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def lastfm_client(
+    settings: Settings,
+    *,
+    http: httpx.AsyncClient | None,
+    sessions: async_sessionmaker[AsyncSession],
+    no_key_message: str,
+) -> LastfmClient:
+    """A Last.fm client on the limiter every process on this database shares; 409 without a key."""
+    if settings.lastfm_api_key is None:
+        raise Conflict(no_key_message)
+    return LastfmClient(
+        settings.lastfm_api_key,
+        settings.lastfm_api_url,
+        http=http,
+        limiter=shared_limiter("lastfm", rate=settings.lastfm_rate_per_second, per=1.0, sessions=sessions),
+    )

@@ -27,9 +27,9 @@ from haunt_fm.clients._http import ClientError
 from haunt_fm.clients.lastfm import LastfmAuthError, LastfmClient, SimilarResult
 from haunt_fm.config import Settings
 from haunt_fm.db.base import utcnow
-from haunt_fm.db.rate_limits import shared_limiter
 from haunt_fm.db.session import transaction
 from haunt_fm.errors import AppError, Conflict
+from haunt_fm.pipeline import common
 from haunt_fm.pipeline.discovery import repository as repo
 from haunt_fm.pipeline.discovery.models import DISCOVERY_STAGE
 from haunt_fm.pipeline.discovery.repository import Candidate, Seed
@@ -187,14 +187,7 @@ def lastfm_client(
     settings: Settings, *, http: httpx.AsyncClient | None, sessions: async_sessionmaker[AsyncSession]
 ) -> LastfmClient:
     """A Last.fm client on the limiter every process on this database shares."""
-    if settings.lastfm_api_key is None:
-        raise Conflict(NO_KEY_MESSAGE)
-    return LastfmClient(
-        settings.lastfm_api_key,
-        settings.lastfm_api_url,
-        http=http,
-        limiter=shared_limiter("lastfm", rate=settings.lastfm_rate_per_second, per=1.0, sessions=sessions),
-    )
+    return common.lastfm_client(settings, http=http, sessions=sessions, no_key_message=NO_KEY_MESSAGE)
 
 
 async def discover(

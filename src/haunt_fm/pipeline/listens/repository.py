@@ -249,3 +249,63 @@ async def get_state(session: AsyncSession, *, key: str) -> dict[str, Any]:
 async def merge_state(session: AsyncSession, *, key: str, value: dict[str, Any]) -> None:
     """Merge top-level keys into app_state[key]."""
     await session.execute(_MERGE_STATE_SQL, {"key": key, "value": json.dumps(value, default=str)})
+
+
+# --- Batches of listens (history imports) ------------------------------------------------
+# Two statements per batch: the second must see the tracks the first (or a concurrent
+# writer) created, which a CTE of one statement could not. Each track's listens go in time
+# order (tracks one after another, for index locality), so of two listens within 60 s the
+# earlier one is kept, as the webhook would have; a listen near one already stored is a
+# duplicate whichever batch or import it comes in.
+
+_BATCH_TRACKS_SQL = text(
+    """
+    INSERT INTO tracks (title, artist, album, norm_artist, norm_title, norm_key, source, listened)
+    SELECT u.title, u.artist, u.album, u.norm_artist, u.norm_title, u.norm_key, 'listen', true
+    FROM unnest(CAST(:title AS text[]), CAST(:artist AS text[]), CAST(:album AS text[]),
+                CAST(:norm_artist AS text[]), CAST(:norm_title AS text[]), CAST(:norm_key AS text[]))
+         AS u(title, artist, album, norm_artist, norm_title, norm_key)
+    ON CONFLICT (norm_key) DO NOTHING
+    RETURNING id
+    """
+)
+
+# The play count and last play move only by the listens actually stored, so importing the
+# same history twice changes nothing.
+_BATCH_LISTENS_SQL = text(
+    """
+    WITH ins AS (
+        INSERT INTO listen_events (track_id, profile_id, played_at, title, artist, album, duration_s, source)
+        SELECT t.id, :profile_id, u.played_at, u.title, u.artist, u.album, u.duration_s, :source
+        FROM unnest(CAST(:norm_key AS text[]), CAST(:played_at AS timestamptz[]), CAST(:title AS text[]),
+                    CAST(:artist AS text[]), CAST(:album AS text[]), CAST(:duration_s AS integer[]))
+             WITH ORDINALITY AS u(norm_key, played_at, title, artist, album, duration_s, n)
+        JOIN tracks t ON t.norm_key = u.norm_key
+        ORDER BY t.id, u.played_at, u.n
+        ON CONFLICT DO NOTHING
+        RETURNING track_id, played_at
+    ), played AS (
+        -- listen_seq: the webhook's statement must see that this track's listens changed.
+        UPDATE tracks t SET listened = true, play_count = t.play_count + c.n,
+                            last_played_at = greatest(t.last_played_at, c.latest),
+                            listen_seq = t.listen_seq + 1
+        FROM (SELECT track_id, count(*) AS n, max(played_at) AS latest FROM ins GROUP BY track_id) c
+        WHERE t.id = c.track_id
+        RETURNING t.id
+    )
+    SELECT (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM played) AS tracks
+    """
+)
+
+
+async def insert_tracks(session: AsyncSession, columns: dict[str, list[Any]]) -> int:
+    """Create the tracks (one per identity key) that don't exist yet; returns how many were new."""
+    return len((await session.execute(_BATCH_TRACKS_SQL, columns)).all())
+
+
+async def insert_listens(
+    session: AsyncSession, columns: dict[str, list[Any]], *, profile_id: int, source: str
+) -> int:
+    """Insert listens of known tracks unless they duplicate one (60 s rule); returns how many went in."""
+    params = {**columns, "profile_id": profile_id, "source": source}
+    return int((await session.execute(_BATCH_LISTENS_SQL, params)).mappings().one()["inserted"])

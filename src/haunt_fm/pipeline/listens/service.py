@@ -9,12 +9,16 @@ group player playing the group's track is the group's listen.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from haunt_fm import queue
 from haunt_fm.errors import Unavailable
 from haunt_fm.pipeline.common import PROFILE_NAME_RE, as_utc
 from haunt_fm.pipeline.listens import repository as repo
@@ -132,3 +136,89 @@ async def recent(session: AsyncSession, *, profile: str | None, limit: int) -> l
         ListenOut.model_validate(dict(r))
         for r in await repo.recent(session, profile_id=profile_id, limit=limit)
     ]
+
+
+# --- Batches of listens (history imports) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewListen:
+    """A listen from another service's history, already validated (names are non-blank, storable)."""
+
+    title: str
+    artist: str
+    album: str | None
+    played_at: datetime
+    duration_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenBatch:
+    """Listens as column arrays, with their tracks' identities worked out (see `prepare_batch`)."""
+
+    tracks: dict[str, list[Any]]
+    listens: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.listens["norm_key"])
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """What became of a batch: stored, or duplicates of listens already stored (60-second rule)."""
+
+    inserted: int
+    duplicates: int
+    new_tracks: int
+
+
+# Histories repeat their favourites: most names were normalised a moment ago.
+_identity = lru_cache(maxsize=16_384)(lambda title, artist: identity_params(title=title, artist=artist))
+
+
+def prepare_batch(listens: Iterable[NewListen]) -> ListenBatch:
+    """The batch's columns and track identities (CPU only: run big batches off the event loop)."""
+    tracks: dict[str, tuple[str, str, str | None, str, str]] = {}
+    columns: dict[str, list[Any]] = {k: [] for k in ("norm_key", "played_at", "title", "artist", "album")}
+    durations: list[int | None] = []
+    for listen in listens:
+        ident = _identity(listen.title, listen.artist)
+        key = ident["norm_key"]
+        if key not in tracks:
+            tracks[key] = (
+                listen.title,
+                listen.artist,
+                listen.album,
+                ident["norm_artist"],
+                ident["norm_title"],
+            )
+        columns["norm_key"].append(key)
+        columns["played_at"].append(as_utc(listen.played_at))
+        columns["title"].append(listen.title)
+        columns["artist"].append(listen.artist)
+        columns["album"].append(listen.album)
+        durations.append(listen.duration_s)
+    names = ("title", "artist", "album", "norm_artist", "norm_title")
+    track_columns: dict[str, list[Any]] = {
+        name: [t[i] for t in tracks.values()] for i, name in enumerate(names)
+    }
+    track_columns["norm_key"] = list(tracks)
+    return ListenBatch(tracks=track_columns, listens={**columns, "duration_s": durations})
+
+
+async def store_batch(
+    session: AsyncSession, *, profile_id: int, source: str, batch: ListenBatch
+) -> StoredBatch:
+    """Store a batch under the webhook's identity and 60-second duplicate rules (flush only).
+
+    Counts only stored listens as plays, never marks skips; new tracks wake the preview and
+    tags stages.
+    """
+    if not len(batch):
+        return StoredBatch(inserted=0, duplicates=0, new_tracks=0)
+    new_tracks = await repo.insert_tracks(session, batch.tracks)
+    inserted = await repo.insert_listens(session, batch.listens, profile_id=profile_id, source=source)
+    if new_tracks:
+        await queue.notify(session, "previews")
+        await queue.notify(session, "tags")
+    return StoredBatch(inserted=inserted, duplicates=len(batch) - inserted, new_tracks=new_tracks)

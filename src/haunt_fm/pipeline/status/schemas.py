@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from haunt_fm.pipeline.imports.schemas import ImportOut
+
 WorkerState = Literal["disabled", "idle", "working", "error"]
 
 
@@ -132,6 +134,11 @@ class ProfileStatus(BaseModel):
     taste_built_at: datetime | None
 
 
+class ImportsStatus(BaseModel):
+    running: list[ImportOut] = Field(description="History imports running (or waiting to be retried).")
+    last_finished: ImportOut | None = Field(description="The import that ended last.")
+
+
 class StatusOut(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
@@ -144,3 +151,4 @@ class StatusOut(BaseModel):
     homeassistant: HomeAssistantStatus
     profiles: list[ProfileStatus]
     feedback: int
+    imports: ImportsStatus

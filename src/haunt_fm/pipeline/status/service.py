@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haunt_fm import __version__
 from haunt_fm.config import Settings
 from haunt_fm.pipeline.embeddings.models import WORKER_STALE_SECONDS
+from haunt_fm.pipeline.imports import service as imports
 from haunt_fm.pipeline.status import repository
 from haunt_fm.pipeline.status.schemas import StatusOut
 
@@ -117,6 +118,8 @@ async def pipeline_status(
     tags_state = states.get("tags", {})
     feedback = await repository.feedback_count(session)
     scheduled = await repository.scheduled_jobs(session)
+    running_imports = await imports.running(session)
+    last_import = await imports.last_finished(session)
     return StatusOut.model_validate(
         {
             "status": "ok",
@@ -168,5 +171,6 @@ async def pipeline_status(
                 for p in profiles
             ],
             "feedback": feedback,
+            "imports": {"running": running_imports, "last_finished": last_import},
         }
     )

@@ -24,7 +24,10 @@ _BUILD_SQL = text(
         SELECT max(played_at) AS at FROM listen_events WHERE profile_id = :pid
     ), listened AS (
         SELECT e.track_id,
-               sum(exp(-ln(2.0) * greatest(extract(epoch FROM n.at - e.played_at), 0) / :half_life_s)) AS w
+               -- Clamped at e^-80: years-old (imported) listens would underflow exp(), or the
+               -- cast of their weight to real below; e^-80 is as good as nothing next to 1.
+               sum(exp(greatest(-ln(2.0) * greatest(extract(epoch FROM n.at - e.played_at), 0)
+                                / :half_life_s, -80))) AS w
         FROM listen_events e CROSS JOIN newest n
         WHERE e.profile_id = :pid
         GROUP BY e.track_id

@@ -332,6 +332,36 @@
     return el("span", { className: "pill pill-off", text: "CLAP text unchecked" });
   }
 
+  // History imports: what is imported, into which profile, and how far it got.
+  function importNode(item) {
+    const source = item.source === "lastfm" ? `Last.fm ${item.user || ""}` : `ListenBrainz ${item.filename || "export"}`;
+    const progress = item.progress || {};
+    const pct = progress.total ? ` ${Math.min(100, Math.floor((100 * progress.done) / progress.total))} %` : "";
+    const counts = `${fmtCount(item.imported)} imported, ${fmtCount(item.duplicates)} duplicates, ${fmtCount(item.skipped)} skipped`;
+    const state = item.status === "running" ? `running${pct}` : item.status;
+    const stateClass = { running: "running", failed: "error-text" }[item.status] || "muted";
+    return el(
+      "span",
+      { className: "import", dataset: { importId: item.import_id, status: item.status } },
+      el("span", { text: `${source.trim()} → ${item.profile}: ` }),
+      el("span", { className: stateClass, text: state }),
+      el("span", { text: ` · ${counts}` }),
+      item.error ? el("span", { className: "error-text", text: ` · ${item.error}` }) : null,
+    );
+  }
+
+  function importFacts(imports) {
+    const running = imports.running || [];
+    const shown = running.length ? running : imports.last_finished ? [imports.last_finished] : [];
+    if (!shown.length) return [];
+    const nodes = [];
+    for (const item of shown) {
+      if (nodes.length) nodes.push(el("br"));
+      nodes.push(importNode(item));
+    }
+    return fact(running.length ? "Importing" : "Last import", ...nodes);
+  }
+
   function renderStatus(s) {
     const p = s.pipeline || {};
     const worker = s.worker || {};
@@ -400,6 +430,7 @@
             el("span", { className: "mono", text: (p.embedding || {}).model || "" }),
           )
         : []),
+      ...importFacts(s.imports || {}),
       ...fact("Playback", yesNo(ha.configured, "Home Assistant configured", "Home Assistant not configured")),
     );
 
