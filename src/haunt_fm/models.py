@@ -6,7 +6,7 @@ from haunt_fm.pipeline.embeddings.models import TextEmbedding, TrackEmbedding, W
 from haunt_fm.pipeline.feedback.models import Feedback
 from haunt_fm.pipeline.listens.models import ListenEvent
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
-from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
+from haunt_fm.pipeline.profiles.models import Profile, ProfileTaste, SpeakerMapping
 from haunt_fm.pipeline.status.models import AppState
 from haunt_fm.pipeline.tracks.models import Track
 from haunt_fm.queue.models import Job
@@ -19,6 +19,7 @@ __all__ = [
     "Playlist",
     "PlaylistTrack",
     "Profile",
+    "ProfileTaste",
     "RateLimitSlot",
     "SpeakerMapping",
     "TextEmbedding",

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haunt_fm.db.base import Base
 
 LISTEN_SOURCES = ("webhook", "ha_history", "lastfm", "listenbrainz")
+# A listen's speaker for the skip rule: the entity when Home Assistant sent one, else the name.
+SPEAKER_KEY_SQL = "coalesce(speaker_entity, speaker_name)"
 
 
 class ListenEvent(Base):
@@ -30,6 +43,9 @@ class ListenEvent(Base):
     duration_s: Mapped[int | None] = mapped_column(Integer)
     # Where it came from: the webhook, Home Assistant's history (reconciliation), or an import.
     source: Mapped[str] = mapped_column(Text, server_default=text("'webhook'"))
+    # Cut short: the next listen on the same speaker started within the skip window
+    # (pipeline/listens/rules.py). Skipped listens feed no taste.
+    skipped: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     # The 60-second duplicate rule is an exclusion constraint (see migration 0001):
     # no two events of one (track, profile) whose [played_at, played_at + 60 s) overlap.
@@ -40,4 +56,11 @@ class ListenEvent(Base):
         # Taste staleness: "any listen received since the profile was built?"
         Index("ix_listen_events_profile_received", "profile_id", "received_at"),
         Index("ix_listen_events_track", "track_id"),
+        # The skip check: the previous and next listen on the same speaker.
+        Index(
+            "ix_listen_events_speaker_played",
+            text(SPEAKER_KEY_SQL),
+            "played_at",
+            postgresql_where=text(f"{SPEAKER_KEY_SQL} IS NOT NULL"),
+        ),
     )
