@@ -75,6 +75,11 @@ class ListenOut(BaseModel):
     source: Literal["webhook", "ha_history", "lastfm", "listenbrainz"] = Field(
         description="Where the listen came from: the webhook, Home Assistant's history, or an import."
     )
+    skipped: bool = Field(
+        default=False,
+        description="Cut short: the next listen on the same speaker started within min(30 s, half "
+        "the track's duration). Skipped listens feed no taste.",
+    )
 
 
 class RecentListens(BaseModel):
