@@ -3,7 +3,7 @@
 Pure numpy, no I/O. A profile's listened and liked tracks (each a unit CLAP vector with its
 taste weight: play count x recency, likes at least 1) are split into k tastes, 1 <= k <= 6:
 
-- for each k >= 2, weighted spherical k-means (k-means++ seeding weighted by the taste
+- for each k >= 2, weighted spherical k-means (greedy k-means++ seeding weighted by the taste
   weights, assignment by cosine, centroid = the normalised weighted sum of its tracks), best
   of a few seeded starts, on a sample of at most `SAMPLE` tracks;
 - a split is *valid* when every taste holds at least `MIN_TASTE_TRACKS` tracks and
@@ -73,16 +73,23 @@ def _centroids(x: np.ndarray, w: np.ndarray, labels: np.ndarray, k: int) -> np.n
 
 
 def _seed(x: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """k-means++ with cosine distance, every draw weighted by the taste weights."""
-    p = w / w.sum()
-    centres = [int(rng.choice(len(x), p=p))]
-    closest = np.maximum(1.0 - x @ x[centres[0]], 0.0)
+    """Greedy k-means++ with cosine distance, every draw weighted by the taste weights: each new
+    centre is the best of a few candidates drawn by distance (as scikit-learn seeds)."""
+    trials = 2 + int(np.log(k))
+    first = int(rng.choice(len(x), p=w / w.sum()))
+    centres = [first]
+    closest = np.maximum(1.0 - x @ x[first], 0.0)
     for _ in range(1, k):
         score = w * closest**2
         total = float(score.sum())
-        nxt = int(rng.choice(len(x), p=score / total)) if total > 0 else int(rng.integers(len(x)))
-        centres.append(nxt)
-        closest = np.minimum(closest, np.maximum(1.0 - x @ x[nxt], 0.0))
+        if total <= 0:
+            picks = rng.integers(len(x), size=trials)
+        else:
+            picks = rng.choice(len(x), size=trials, p=score / total)
+        options = np.minimum(closest[None, :], np.maximum(1.0 - x[picks] @ x.T, 0.0))
+        best = int(np.argmin((options**2 * w[None, :]).sum(axis=1)))
+        centres.append(int(picks[best]))
+        closest = options[best]
     return x[centres].copy()
 
 

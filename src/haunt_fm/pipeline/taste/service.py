@@ -28,9 +28,10 @@ from haunt_fm.config import Settings
 from haunt_fm.errors import Conflict
 from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.pipeline.profiles.models import Profile
+from haunt_fm.pipeline.profiles.schemas import ProfileTasteOut
 from haunt_fm.pipeline.taste import repository as repo
 from haunt_fm.pipeline.taste.clusters import split_tastes
-from haunt_fm.pipeline.taste.schemas import TasteBuilt, TasteOut
+from haunt_fm.pipeline.taste.schemas import TasteBuilt
 
 TOP_ARTISTS = 3
 LABEL_PARTS = 2
@@ -45,6 +46,7 @@ class TasteVector:
     weight: float
     tracks: int
     vector: np.ndarray
+    top_artists: tuple[str, ...] = ()
 
 
 class Taste(NamedTuple):
@@ -101,7 +103,7 @@ async def _build_tastes(
         top_artists = _top(scores[i], names, TOP_ARTISTS)
         label = _label(None if tags is None else tags.get(i), top_artists)
         weight = round(float(split.shares[i]), 6)
-        tastes.append(TasteVector(i, label, weight, int(counts[i]), centroids[i]))
+        tastes.append(TasteVector(i, label, weight, int(counts[i]), centroids[i], tuple(top_artists)))
         rows.append(
             {
                 "idx": i,
@@ -184,6 +186,13 @@ async def build_taste_profile(session: AsyncSession, *, name: str | None, settin
         tracks_used=taste.tracks_used,
         built_at=taste.built_at,
         tastes=[
-            TasteOut(index=t.index, label=t.label, weight=t.weight, tracks=t.tracks) for t in taste.tastes
+            ProfileTasteOut(
+                index=t.index,
+                label=t.label,
+                weight=t.weight,
+                tracks=t.tracks,
+                top_artists=list(t.top_artists),
+            )
+            for t in taste.tastes
         ],
     )
