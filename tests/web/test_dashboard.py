@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-PANELS = ("panel-pipeline", "panel-listens", "panel-recommendations", "panel-feedback")
+PANELS = ("panel-pipeline", "panel-tastes", "panel-listens", "panel-recommendations", "panel-feedback")
 SECRETS = {
     "lastfm_api_key": "lfm-key-4d1f0c9b",
     "ha_token": "ha-token-77aa31ee",
