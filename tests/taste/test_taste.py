@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -173,7 +172,8 @@ async def test_staleness_is_per_profile(client: httpx.AsyncClient, db: Factory) 
     assert (await taste_of(db))[1] > default_built
 
 
-async def test_build_is_fast_for_a_thousand_tracks(client: httpx.AsyncClient, db: Factory) -> None:
+async def test_build_matches_numpy_for_a_thousand_tracks(client: httpx.AsyncClient, db: Factory) -> None:
+    # Its speed is measured in bench/taste.py (1,000 and 10,000 tracks), not asserted here.
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((1000, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -204,11 +204,9 @@ async def test_build_is_fast_for_a_thousand_tracks(client: httpx.AsyncClient, db
             ).bindparams(bindparam("v", type_=Vector(512))),
             [{"t": t, "v": v} for t, v in zip(tids, vectors, strict=True)],
         )
-    start = time.perf_counter()
     r = await client.post("/api/admin/build-taste-profile")
-    elapsed = time.perf_counter() - start
     assert r.status_code == 200 and r.json()["tracks_used"] == 1000
-    assert elapsed < 1.0
+    assert len(r.json()["tastes"]) == 1  # random directions are no genres: one taste
     # Same answer as numpy: ages are whole days (mod 90) plus 5-minute steps.
     ages = np.array([(t % 90) for t in tids], dtype=np.float64)
     w = 3 * 2 ** (-ages / 30.0)  # the 5-minute offsets are equal for every track

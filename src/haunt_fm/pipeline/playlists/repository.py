@@ -28,7 +28,8 @@ _KNOWN_CTE = """
         SELECT max(played_at) AS at FROM listen_events WHERE profile_id = :pid
     ), listened AS (
         SELECT e.track_id,
-               sum(exp(greatest(-ln(2.0) * greatest(extract(epoch FROM n.at - e.played_at), 0)
+               sum(exp(greatest(-ln(2.0) * greatest(CAST(extract(epoch FROM n.at - e.played_at)
+                                                          AS double precision), 0)
                                 / :half_life_s, -700))) AS w,
                count(*) AS plays, max(e.played_at) AS last_played
         FROM listen_events e CROSS JOIN newest n

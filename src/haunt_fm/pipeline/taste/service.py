@@ -5,8 +5,8 @@ Weight of a track = sum over its listens that were not skipped of 2^(-age / half
 heaviest listened track weighs 1.0. A liked track (thumbs up in any vibe context) weighs at
 least 1.0, as much as the heaviest listened track. A track thumbed down in `general` never
 counts, and neither does a skipped listen (pipeline/listens/rules.py).
-The weighted sum of the tracks' unit CLAP vectors, L2-normalised, is the profile's taste
-vector (`profiles.taste_embedding`). The same weighted vectors are split into 1..6 tastes
+The weighted sum of the tracks' unit CLAP vectors (in float64), L2-normalised, is the
+profile's taste vector (`profiles.taste_embedding`). The same weighted vectors are split into 1..6 tastes
 (`clusters.split_tastes`); with one taste its centroid is exactly that vector. Each taste is
 labelled by its top tags (when a `track_tags` table exists) or else its top artists.
 """
@@ -14,7 +14,6 @@ labelled by its top tags (when a `track_tags` table exists) or else its top arti
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,39 +67,39 @@ async def resolve_profile(session: AsyncSession, profile: Profile | str | None) 
     return await profiles.require(session, name=profile or None)
 
 
-def _top(scores: dict[str, float], names: dict[str, str], n: int) -> list[str]:
-    ranked = sorted(scores, key=lambda key: (-scores[key], key))
-    return [names[key] for key in ranked[:n]]
-
-
 def _label(tags: Sequence[str] | None, artists: Sequence[str]) -> str:
     parts = list(tags or [])[:LABEL_PARTS] or list(artists)[:LABEL_PARTS]
     return (" · " if tags else ", ").join(parts) or "untitled"
 
 
-async def _build_tastes(
-    session: AsyncSession, *, prof: Profile, mean: np.ndarray, built_at: datetime, settings: Settings
+def _mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    total = (weights[:, None] * vectors.astype(np.float64)).sum(axis=0)
+    norm = float(np.linalg.norm(total))
+    return None if norm == 0 or not np.isfinite(norm) else (total / norm).astype(np.float32)
+
+
+async def _split(
+    session: AsyncSession,
+    *,
+    prof: Profile,
+    ids: np.ndarray,
+    weights: np.ndarray,
+    vectors: np.ndarray,
+    mean: np.ndarray,
+    built_at: datetime,
 ) -> list[TasteVector]:
-    ids, weights, vectors, artists = await repo.weighted_tracks(
-        session, profile_id=prof.id, half_life_days=settings.taste_half_life_days
-    )
     # Up to ~200 ms of numpy for 10,000 tracks: off the event loop.
     split = await asyncio.to_thread(split_tastes, vectors, weights)
-    # One taste is today's profile exactly: the mean PostgreSQL computed, not numpy's rounding of it.
+    # One taste is the profile's taste vector itself, not a refit of it.
     centroids = [mean] if split.k == 1 else list(split.centroids)
-    scores: list[dict[str, float]] = [defaultdict(float) for _ in range(split.k)]
-    names: dict[str, str] = {}
-    for label, w, (key, display) in zip(split.labels.tolist(), weights.tolist(), artists, strict=True):
-        scores[label][key] += w
-        names.setdefault(key, display)
-    tags = await repo.top_tags(
-        session, track_ids=ids.tolist(), tastes=split.labels.tolist(), weights=weights.tolist()
-    )
+    membership = {"track_ids": ids.tolist(), "tastes": split.labels.tolist(), "weights": weights.tolist()}
+    artists = await repo.top_artists(session, **membership, limit=TOP_ARTISTS)
+    tags = await repo.top_tags(session, **membership)
     counts = np.bincount(split.labels, minlength=split.k)
     tastes: list[TasteVector] = []
     rows: list[dict[str, Any]] = []
     for i in range(split.k):
-        top_artists = _top(scores[i], names, TOP_ARTISTS)
+        top_artists = artists.get(i, [])
         label = _label(None if tags is None else tags.get(i), top_artists)
         weight = round(float(split.shares[i]), 6)
         tastes.append(TasteVector(i, label, weight, int(counts[i]), centroids[i], tuple(top_artists)))
@@ -122,14 +121,26 @@ async def _build_tastes(
 async def build_taste(session: AsyncSession, *, profile: Profile | str | None, settings: Settings) -> Taste:
     """Recompute and store the profile's taste vector and tastes (None/[] when nothing embedded feeds it)."""
     prof = await resolve_profile(session, profile)
-    row = await repo.build(session, profile_id=prof.id, half_life_days=settings.taste_half_life_days)
-    vector, built_at = _vector(row["taste_embedding"]), row["taste_built_at"]
+    ids, weights, vectors = await repo.weighted_tracks(
+        session, profile_id=prof.id, half_life_days=settings.taste_half_life_days
+    )
+    mean = _mean(vectors, weights) if len(ids) else None
+    used = 0 if mean is None else len(ids)
+    built_at = await repo.store_taste(session, profile_id=prof.id, taste=mean, tracks_used=used)
     tastes: list[TasteVector] = []
-    if vector is None:
+    if mean is None:
         await repo.replace_tastes(session, profile_id=prof.id, tastes=[])
     else:
-        tastes = await _build_tastes(session, prof=prof, mean=vector, built_at=built_at, settings=settings)
-    taste = Taste(vector, built_at, int(row["taste_tracks_used"]), tastes)
+        tastes = await _split(
+            session,
+            prof=prof,
+            ids=ids,
+            weights=weights,
+            vectors=vectors,
+            mean=mean,
+            built_at=built_at,
+        )
+    taste = Taste(mean, built_at, used, tastes)
     # Keep the ORM object in step with the row the UPDATE wrote.
     set_committed_value(prof, "taste_embedding", taste.vector)
     set_committed_value(prof, "taste_built_at", taste.built_at)
