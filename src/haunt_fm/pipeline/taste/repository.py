@@ -125,40 +125,39 @@ _INSERT_TASTE_SQL = text(
     """
 ).bindparams(bindparam("centroid", type_=Vector(EMBEDDING_DIM)), bindparam("top_artists", type_=ARRAY(Text)))
 
-# Each taste's artists, weighed by the taste weight of their tracks; one display name each.
-_TOP_ARTISTS_SQL = text(
-    """
-    SELECT x.idx, min(t.artist) AS artist, sum(x.w) AS score
-    FROM unnest(CAST(:track_ids AS bigint[]), CAST(:idxs AS integer[]), CAST(:ws AS double precision[]))
-         AS x(track_id, idx, w)
-    JOIN tracks t ON t.id = x.track_id
-    GROUP BY x.idx, t.norm_artist
-    ORDER BY x.idx, score DESC, t.norm_artist
-    """
-).bindparams(
+# Which taste each track is in, with its weight: the clustering's answer, as a relation.
+_MEMBERS = """
+    unnest(CAST(:track_ids AS bigint[]), CAST(:idxs AS integer[]), CAST(:ws AS double precision[]))
+    AS x(track_id, idx, w)
+"""
+_MEMBER_BINDS = (
     bindparam("track_ids", type_=ARRAY(BigInteger)),
     bindparam("idxs", type_=ARRAY(Integer)),
     bindparam("ws", type_=ARRAY(Float)),
 )
+
+# Each taste's artists, weighed by the taste weight of their tracks; one display name each.
+_TOP_ARTISTS_SQL = text(
+    f"""
+    SELECT x.idx, min(t.artist) AS artist, sum(x.w) AS score
+    FROM {_MEMBERS} JOIN tracks t ON t.id = x.track_id
+    GROUP BY x.idx, t.norm_artist
+    ORDER BY x.idx, score DESC, t.norm_artist
+    """
+).bindparams(*_MEMBER_BINDS)
 
 _HAS_TAGS_SQL = text("SELECT to_regclass('track_tags') IS NOT NULL")
 
 # Only run when the table exists (tags arrive with the tags stage): each taste's tags, weighed
 # by the taste weight of its tracks times the tag's own weight.
 _TOP_TAGS_SQL = text(
-    """
+    f"""
     SELECT x.idx, tt.tag, sum(x.w * tt.weight) AS score
-    FROM unnest(CAST(:track_ids AS bigint[]), CAST(:idxs AS integer[]), CAST(:ws AS double precision[]))
-         AS x(track_id, idx, w)
-    JOIN track_tags tt ON tt.track_id = x.track_id
+    FROM {_MEMBERS} JOIN track_tags tt ON tt.track_id = x.track_id
     GROUP BY x.idx, tt.tag
     ORDER BY x.idx, score DESC, tt.tag
     """
-).bindparams(
-    bindparam("track_ids", type_=ARRAY(BigInteger)),
-    bindparam("idxs", type_=ARRAY(Integer)),
-    bindparam("ws", type_=ARRAY(Float)),
-)
+).bindparams(*_MEMBER_BINDS)
 
 
 def _params(profile_id: int, half_life_days: float) -> dict[str, Any]:
