@@ -127,3 +127,32 @@ async def test_the_rule_runs_on_the_speaker_index(db: Factory) -> None:
             )
         )
     assert "ix_listen_events_speaker_played" in plan, plan
+
+
+async def test_the_migration_marks_listens_stored_before_the_rule(
+    client: httpx.AsyncClient, db: Factory
+) -> None:
+    """Migration 0007 applies the same rule, in SQL, to the listens already stored."""
+    import importlib.util
+    from pathlib import Path
+
+    import haunt_fm
+
+    path = Path(haunt_fm.__file__).parent / "migrations" / "versions" / "0007_tastes_skips.py"
+    spec = importlib.util.spec_from_file_location("migration_0007", path)
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    await log(client, "A", 0, speaker_entity=STUDY)
+    await log(client, "B", 10, speaker_entity=STUDY)
+    await log(client, "C", 40, speaker_entity=STUDY, duration_s=20)
+    await log(client, "D", 51, speaker_entity=STUDY)
+    await log(client, "E", 60, speaker_name="Porch")
+    await log(client, "F", 61, speaker_entity=KITCHEN)
+    await log(client, "G", 62, speaker_name="Porch")
+    expected = await skipped(client)
+    assert expected == {"A": True, "B": False, "C": False, "D": False, "E": True, "F": False, "G": False}
+    async with db() as s, s.begin():
+        await s.execute(text("UPDATE listen_events SET skipped = false"))
+        await s.execute(text(migration._MARK_EXISTING_SKIPS))
+    assert await skipped(client) == expected
