@@ -7,7 +7,7 @@ from haunt_fm.pipeline.feedback.models import Feedback
 from haunt_fm.pipeline.imports.models import Import
 from haunt_fm.pipeline.listens.models import ListenEvent, SpeakerGroup
 from haunt_fm.pipeline.playlists.models import Playlist, PlaylistTrack
-from haunt_fm.pipeline.profiles.models import Profile, SpeakerMapping
+from haunt_fm.pipeline.profiles.models import Profile, ProfileTaste, SpeakerMapping
 from haunt_fm.pipeline.radio.models import Radio, RadioTrack
 from haunt_fm.pipeline.status.models import AppState
 from haunt_fm.pipeline.tags.models import TagLookup, TrackTag, VibeGrounding
@@ -23,6 +23,7 @@ __all__ = [
     "Playlist",
     "PlaylistTrack",
     "Profile",
+    "ProfileTaste",
     "Radio",
     "RadioTrack",
     "RateLimitSlot",

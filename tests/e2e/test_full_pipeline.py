@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -95,10 +96,17 @@ def test_listen_to_playlist_on_the_speaker(service: str, world: dict[str, object
         assert (
             c.put("/api/profiles/antialias/speakers", json={"speakers": ["Study speaker"]}).status_code == 200
         )
-        for artist, title in SEEDS:
+        for n, (artist, title) in enumerate(SEEDS):
+            # Played through, five minutes apart (one right after another would be skips).
+            at = datetime.now(UTC) - timedelta(minutes=5 * (len(SEEDS) - n))
             r = c.post(
                 "/api/history/webhook",
-                json={"title": title, "artist": artist, "speaker_name": "Study speaker"},
+                json={
+                    "title": title,
+                    "artist": artist,
+                    "speaker_name": "Study speaker",
+                    "played_at": at.isoformat(),
+                },
             )
             assert r.status_code == 201 and r.json()["profile"] == "antialias"
 

@@ -139,9 +139,15 @@ async def profile_id(db: Factory, name: str) -> int:
 
 
 async def listen(
-    db: Factory, track_id: int, *, profile: str = "default", days_ago: float = 0.0, times: int = 1
+    db: Factory,
+    track_id: int,
+    *,
+    profile: str = "default",
+    days_ago: float = 0.0,
+    times: int = 1,
+    skipped: bool = False,
 ) -> None:
-    """`times` listens of a track, two minutes apart, `days_ago` days back."""
+    """`times` listens of a track, two minutes apart, `days_ago` days back (marked skipped or not)."""
     pid = await profile_id(db, profile)
     start = datetime.now(UTC) - timedelta(days=days_ago)
     async with db() as s, s.begin():
@@ -149,10 +155,10 @@ async def listen(
         for k in range(times):
             await s.execute(
                 text(
-                    "INSERT INTO listen_events (track_id, profile_id, played_at, title, artist) "
-                    "VALUES (:t, :p, :at, 'x', 'y')"
+                    "INSERT INTO listen_events (track_id, profile_id, played_at, title, artist, skipped) "
+                    "VALUES (:t, :p, :at, 'x', 'y', :skipped)"
                 ),
-                {"t": track_id, "p": pid, "at": start - timedelta(minutes=2 * k)},
+                {"t": track_id, "p": pid, "at": start - timedelta(minutes=2 * k), "skipped": skipped},
             )
 
 
@@ -269,3 +275,33 @@ def serve_app(db: Factory, pg_url: str, tmp_path: Path) -> Iterator[Any]:
     yield _serve
     for server in servers:
         server.stop()
+
+
+class GenreSpace:
+    """Genres as clustered unit vectors, like real audio embeddings: every genre shares a common
+    component (cosine ~0.36 between genre centres), tracks sit at cosine `within` to their centre,
+    and a *bridge* genre can sit between two others (the centre of their centres), which is
+    where a single mean of two genres lands."""
+
+    def __init__(self, seed: int = 3, *, within: float = 0.85) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.within = within
+        self.common = unit(self.rng.standard_normal(DIM))
+        self.centres: dict[str, np.ndarray] = {}
+
+    def genre(self, name: str) -> np.ndarray:
+        if name not in self.centres:
+            own = self.rng.standard_normal(DIM)
+            own -= (own @ self.common) * self.common
+            self.centres[name] = unit(0.6 * self.common + 0.8 * unit(own))
+        return self.centres[name]
+
+    def bridge(self, name: str, a: str, b: str) -> np.ndarray:
+        self.centres[name] = unit(self.genre(a) + self.genre(b))
+        return self.centres[name]
+
+    def track(self, name: str) -> np.ndarray:
+        centre = self.genre(name)
+        noise = self.rng.standard_normal(DIM)
+        noise -= (noise @ centre) * centre
+        return unit(self.within * centre + np.sqrt(1 - self.within**2) * unit(noise))

@@ -208,9 +208,9 @@ async def test_build_over_a_thousand_tracks_matches_numpy(client: httpx.AsyncCli
             ).bindparams(bindparam("v", type_=Vector(512))),
             [{"t": t, "v": v} for t, v in zip(tids, vectors, strict=True)],
         )
-    # How fast this is lives in bench/taste.py; here only the answer counts.
     r = await client.post("/api/admin/build-taste-profile")
     assert r.status_code == 200 and r.json()["tracks_used"] == 1000
+    assert len(r.json()["tastes"]) == 1  # random directions are no genres: one taste
     # Same answer as numpy: ages are whole days (mod 90) plus 5-minute steps.
     ages = np.array([(t % 90) for t in tids], dtype=np.float64)
     w = 3 * 2 ** (-ages / 30.0)  # the 5-minute offsets are equal for every track

@@ -8,7 +8,7 @@ import numpy as np
 
 from haunt_fm.pipeline.radio import rules
 from haunt_fm.pipeline.radio.rules import Listen, TrackState
-from haunt_fm.pipeline.recommendations.service import Query, steer_away
+from haunt_fm.pipeline.recommendations.service import Direction, Query, steer_away
 
 T0 = datetime(2026, 11, 30, 20, 0, tzinfo=UTC)
 
@@ -139,7 +139,7 @@ def test_steering_moves_the_query_away_and_keeps_it_a_unit_vector() -> None:
     e0, e1, e2 = np.eye(3, dtype=np.float32)
     taste = e0
     skipped = (0.95 * e0 + 0.312 * e1).astype(np.float32)
-    query = Query(taste, "taste", [(taste, 1.0)])
+    query = Query("taste", [Direction(taste, 1.0, 1.0, 0, None)])
     moved = steer_away(query, rules.STEER_BETA * skipped)
     assert abs(float(np.linalg.norm(moved.vector)) - 1.0) < 1e-6
     assert float(moved.vector @ skipped) < float(taste @ skipped)
@@ -147,7 +147,7 @@ def test_steering_moves_the_query_away_and_keeps_it_a_unit_vector() -> None:
     elsewhere = (0.90 * e0 + 0.436 * e2) / np.linalg.norm(0.90 * e0 + 0.436 * e2)
     assert float(taste @ near_skip) > float(taste @ elsewhere)
     assert float(moved.vector @ near_skip) < float(moved.vector @ elsewhere)
-    assert [share for _, share in moved.probes] == [1.0]
+    assert [(d.weight, d.taste_share) for d in moved.directions] == [(1.0, 1.0)]
     # A vector that would cancel the query out leaves it as it was.
     same = steer_away(query, taste)
     assert np.array_equal(same.vector, taste)

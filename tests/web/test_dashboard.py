@@ -10,7 +10,14 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-PANELS = ("panel-pipeline", "panel-radio", "panel-listens", "panel-recommendations", "panel-feedback")
+PANELS = (
+    "panel-pipeline",
+    "panel-tastes",
+    "panel-radio",
+    "panel-listens",
+    "panel-recommendations",
+    "panel-feedback",
+)
 SECRETS = {
     "lastfm_api_key": "lfm-key-4d1f0c9b",
     "ha_token": "ha-token-77aa31ee",

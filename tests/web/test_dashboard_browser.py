@@ -358,3 +358,62 @@ async def test_the_vibe_field_suggests_the_librarys_tags(
     assert await options.evaluate_all("os => os.map(o => o.value)") == ["heavy metal"]
     assert watch.dialogs == [] and watch.errors == []
     await context.close()
+
+
+async def test_tastes_and_skipped_listens_are_shown(
+    serve: Callable[..., str], browser: Any, db: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.recommendations.support import GenreSpace, add_track
+    from tests.recommendations.support import listen as stored_listen
+
+    url = serve()
+    space = GenreSpace(seed=41)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        assert (await http.post("/api/profiles", json={"name": "antialias"})).status_code == 201
+        for genre, band in (("ambient", "Lunar Tides"), ("heavy metal", "Iron Wolves")):
+            for i in range(6):
+                tid = await add_track(db, f"{genre} {i}", space.track(genre), artist=f"{band} {i % 2}")
+                await stored_listen(db, tid, profile="antialias")
+            for i in range(4):
+                await add_track(db, f"new {genre} {i}", space.track(genre), artist=f"New {band} {i}")
+        built = await http.post("/api/admin/build-taste-profile", params={"profile": "antialias"})
+        assert built.status_code == 200 and len(built.json()["tastes"]) == 2
+        # Cut short after 6 s by the next track on the same speaker.
+        speaker = {"speaker_entity": "media_player.study_speaker_2", "profile": "antialias"}
+        await listen(http, title="Too Loud", artist="Noise", played_at="2026-01-01T20:00:00+00:00", **speaker)
+        await listen(
+            http, title="Calm Again", artist="Quiet", played_at="2026-01-01T20:00:06+00:00", **speaker
+        )
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(page)
+    await page.goto(url + "/?refresh=1")
+
+    tastes = page.locator('#tastes .taste-profile[data-profile="antialias"] .taste')
+    await expect(tastes).to_have_count(2)
+    for index, band in enumerate(sorted(("Lunar Tides", "Iron Wolves"))):
+        taste = page.locator("#tastes .taste", has_text=band).first
+        await expect(taste.locator(".taste-weight")).to_have_text("50% · 6 tracks")
+        await expect(taste.locator(".taste-artists")).to_contain_text(f"{band} 0")
+        assert index in (0, 1)
+    skipped = page.locator("#listens li", has_text="Too Loud")
+    await expect(skipped).to_have_class(re.compile(r"\bskipped\b"))
+    await expect(skipped.locator(".skip-flag")).to_have_text("skipped")
+    await expect(page.locator("#listens li", has_text="Calm Again").locator(".skip-flag")).to_have_count(0)
+
+    # The profile's picks say which taste found them; the filter narrows the tastes to it.
+    await page.locator("#profile-filter").select_option("antialias")
+    await expect(page.locator("#tastes-scope")).to_have_text("profile antialias")
+    await expect(page.locator("#recommendations li").first.locator(".taste-ref")).to_have_count(1)
+    labels = await page.locator("#recommendations .taste-ref").all_text_contents()
+    assert len(set(labels)) == 2, labels
+    await page.screenshot(path=str(tmp_path / "tastes.png"), full_page=True)
+    shutil.copyfile(tmp_path / "tastes.png", "/tmp/tastes-dashboard.png")
+    await page.locator("#profile-filter").select_option("default")
+    await expect(page.locator("#tastes-empty")).to_be_visible()
+    assert watch.errors == [] and watch.dialogs == []
+    await context.close()

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haunt_fm.db.base import Base
@@ -33,6 +44,10 @@ class ListenEvent(Base):
     # The speaker it played on (entity id, else name), normalised like speaker mappings: each
     # speaker's listens in order decide resumes and groups (see service.py).
     speaker_key: Mapped[str | None] = mapped_column(Text)
+    # Cut short: the next listen on the same speaker started within the skip window
+    # (pipeline/listens/rules.py; applied by the statement that stores a listen). Skipped
+    # listens feed no taste.
+    skipped: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     # The 60-second duplicate rule is an exclusion constraint (see migration 0001):
     # no two events of one (track, profile) whose [played_at, played_at + 60 s) overlap.
@@ -43,7 +58,7 @@ class ListenEvent(Base):
         # Taste staleness: "any listen received since the profile was built?"
         Index("ix_listen_events_profile_received", "profile_id", "received_at"),
         Index("ix_listen_events_track", "track_id"),
-        # The previous listen on a speaker: resume, group and (later) skip rules.
+        # The previous and next listen on a speaker: resume, group and skip rules.
         Index(
             "ix_listen_events_speaker_played",
             "speaker_key",

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from haunt_fm.pipeline.listens.rules import SKIP_MAX_SECONDS
+
 # One statement decides and stores a listen (the webhook's hot path: one round trip):
 # resolve the profile (explicit name > speaker mapping > default), find or create the track,
 # and decide from the speaker's own sequence whether this report is a new listen:
@@ -18,6 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 #              track's length plus a slack (a fixed window when the length is unknown), or
 #              its next listen is this track and starts within this one's length;
 #   logged     anything else: stored.
+# A logged listen also applies the skip rule (pipeline/listens/rules.py) on its speaker: the
+# speaker's previous listen is marked skipped when this one started within its skip window, and
+# this one is stored skipped when the speaker's next listen (one that arrived earlier) started
+# within its own. Marks are never taken back.
 # A group player's report (the group variant) also takes over its members' listens of the same
 # track that began within 60 s of it, and records its members. Those writes cost a plain
 # report three times the CPU even when they touch nothing, so plain reports use the plain
@@ -36,7 +42,7 @@ _READS = """
               ORDER BY (speaker_norm = :speaker_name_key) DESC LIMIT 1),
             (SELECT id FROM profiles WHERE name = 'default')) AS id
     ), snap AS (
-        SELECT id, listen_seq FROM tracks WHERE norm_key = :norm_key
+        SELECT id, listen_seq, duration_ms FROM tracks WHERE norm_key = :norm_key
     ), grp AS (
         SELECT e.id, e.profile_id
         FROM speaker_groups g
@@ -85,6 +91,27 @@ _READS = """
           AND n.played_at < CAST(:t AS timestamptz) + make_interval(
               secs => coalesce(coalesce(:duration_s, n.duration_s) + :slack_s, :unknown_s))
         LIMIT 1
+    ), cut AS (
+        -- The skip rule's two neighbours on the speaker: the listen before this one, when this
+        -- one starts within its window; this one, when the listen after it starts within ours.
+        SELECT p.id FROM (
+            SELECT e.id, e.played_at, e.skipped,
+                   coalesce(e.duration_s, t.duration_ms / 1000.0) AS duration_s
+            FROM listen_events e JOIN tracks t ON t.id = e.track_id
+            WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at <= CAST(:t AS timestamptz)
+            ORDER BY e.played_at DESC, e.id DESC LIMIT 1
+        ) p
+        WHERE NOT p.skipped
+          AND CAST(:t AS timestamptz) < p.played_at + make_interval(secs => {window_p})
+    ), cut_short AS (
+        SELECT EXISTS (
+            SELECT 1 FROM (
+                SELECT e.played_at FROM listen_events e
+                WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at > CAST(:t AS timestamptz)
+                ORDER BY e.played_at LIMIT 1
+            ) n
+            WHERE n.played_at < CAST(:t AS timestamptz) + make_interval(secs => {window_me})
+        ) AS skipped
     ), {changes} decision AS (
         SELECT CASE WHEN {hold} THEN 'regroup'
                     WHEN g.id IS NOT NULL THEN 'grouped' WHEN d.id IS NOT NULL THEN 'duplicate'
@@ -111,13 +138,23 @@ _READS = """
         RETURNING id, (xmax = 0) AS inserted
     ), {writes} ev AS (
         INSERT INTO listen_events (track_id, profile_id, played_at, title, artist, album, speaker_name,
-                                   speaker_entity, speaker_key, media_content_id, duration_s, source)
+                                   speaker_entity, speaker_key, media_content_id, duration_s, source,
+                                   skipped)
         SELECT trk.id, prof.id, :t, :title, :artist, :album, :speaker_name,
-               :speaker_entity, :speaker_key, :media_content_id, :duration_s, :source
-        FROM trk, prof, decision {after_writes}
+               :speaker_entity, :speaker_key, :media_content_id, :duration_s, :source,
+               cut_short.skipped
+        FROM trk, prof, decision, cut_short {after_writes}
         WHERE decision.status = 'logged'
         ON CONFLICT DO NOTHING
         RETURNING id, profile_id
+    ), skip AS (
+        UPDATE listen_events SET skipped = true
+        WHERE id IN (SELECT id FROM cut) AND EXISTS (SELECT 1 FROM ev)
+        RETURNING profile_id
+    ), skip_stale AS (
+        -- Another profile's taste loses a listen without a new listen of its own: rebuild it.
+        UPDATE profiles SET activity_at = clock_timestamp()
+        WHERE id IN (SELECT profile_id FROM skip) AND id <> (SELECT id FROM prof)
     )
     SELECT CASE WHEN EXISTS (SELECT 1 FROM trk) THEN d.status ELSE 'stale' END AS status,
            coalesce((SELECT id FROM ev), d.match_id) AS event_id,
@@ -131,8 +168,25 @@ _READS = """
     FROM decision d, prof
 """
 
+
+def _skip_window(duration_s: str) -> str:
+    """SQL for rules.skip_window_seconds of a duration in seconds (30 when unknown)."""
+    return (
+        f"CASE WHEN ({duration_s}) > 0 THEN least({SKIP_MAX_SECONDS}, ({duration_s}) / 2.0) "
+        f"ELSE {SKIP_MAX_SECONDS} END"
+    )
+
+
+_WINDOWS = {
+    "window_p": _skip_window("p.duration_s"),
+    "window_me": _skip_window(
+        "coalesce(CAST(:duration_s AS float8), (SELECT duration_ms FROM snap) / 1000.0)"
+    ),
+}
+
 _PLAIN_LOG_SQL = text(
     _READS.format(
+        **_WINDOWS,
         changes="",
         # A known group reporting no members any more: the group variant must forget them.
         hold="CAST(:group_report AS boolean) AND EXISTS (SELECT 1 FROM speaker_groups "
@@ -145,6 +199,7 @@ _PLAIN_LOG_SQL = text(
 
 _GROUP_LOG_SQL = text(
     _READS.format(
+        **_WINDOWS,
         changes="""folded AS (
         SELECT e.id FROM listen_events e
         WHERE e.speaker_key = ANY(CAST(:members AS text[])) AND e.track_id = (SELECT id FROM snap)
@@ -189,7 +244,7 @@ _RECENT_SQL = text(
     """
     SELECT e.id AS event_id, e.track_id, t.title, t.artist, coalesce(e.album, t.album) AS album,
            p.name AS profile, e.speaker_name, e.speaker_entity, e.played_at,
-           e.media_content_id, e.duration_s, e.source
+           e.media_content_id, e.duration_s, e.source, e.skipped
     FROM listen_events e
     JOIN tracks t ON t.id = e.track_id
     JOIN profiles p ON p.id = e.profile_id

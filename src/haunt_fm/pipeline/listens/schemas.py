@@ -230,6 +230,11 @@ class ListenOut(BaseModel):
             "`webhook`, `ha_history` (recovered from Home Assistant's history), `lastfm` or `listenbrainz`."
         ),
     )
+    skipped: bool = Field(
+        default=False,
+        description="Cut short: the next listen on the same speaker started within min(30 s, half "
+        "the track's duration). Skipped listens feed no taste.",
+    )
 
 
 class RecentListens(BaseModel):

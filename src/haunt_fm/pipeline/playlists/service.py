@@ -155,11 +155,15 @@ def _warnings(*, total: int, known_pct: float, tracks: list[PlaylistTrackOut]) -
             "(POST /api/admin/discover) to grow the pool."
         )
     elif known < share:
-        out.append(f"Only {known} known favourites were available for {share} places; discoveries filled in.")
+        out.append(
+            f"Known favourites took {known} of the {share} places meant for them: too few were available, "
+            "or another artist was needed so that no artist plays twice in a row; discoveries filled in."
+        )
     elif known > share:
         out.append(
-            f"Only {len(tracks) - known} discoveries were available for {total - share} places; "
-            "known favourites filled in."
+            f"Discoveries took {len(tracks) - known} of the {total - share} places meant for them: too few "
+            "were available, or another artist was needed so that no artist plays twice in a row; known "
+            "favourites filled in."
         )
     return out
 

@@ -398,7 +398,8 @@ async def _extend(
                 encoded=encoded,
                 exclude_track_ids=exclude,
                 away=None if mean is None else rules.STEER_BETA * mean,
-                after=[r["norm_artist"] for r in kept[-2:]],
+                # The artist rules look back over the last 9 places (2 in any 10).
+                after=[r["norm_artist"] for r in kept[-9:]],
             )
         except Conflict:
             chosen = []

@@ -19,6 +19,17 @@ class BecauseOut(BaseModel):
     match: float = Field(description="Last.fm match score of the seed -> candidate edge (0..1).")
 
 
+class TasteRef(BaseModel):
+    """Which of the profile's tastes found a recommendation."""
+
+    index: int = Field(description="The taste's index (0 = the profile's heaviest taste).")
+    label: str = Field(description="The taste's label: its top tags, or else its top artists.")
+
+
+class TasteShare(TasteRef):
+    weight: float = Field(description="The taste's share of the list (its share of the listening).")
+
+
 class RecommendationOut(BaseModel):
     track_id: int
     title: str
@@ -31,6 +42,11 @@ class RecommendationOut(BaseModel):
     because: list[BecauseOut] = Field(
         default_factory=list,
         description="The profile's listened tracks that led to it (other profiles' when it has none).",
+    )
+    taste: TasteRef | None = Field(
+        default=None,
+        description="The profile's taste that found it (`score` is the cosine to that taste's query); "
+        "null for a vibe-only query.",
     )
 
 
@@ -45,6 +61,10 @@ class RecommendationsOut(BaseModel):
         default=None, description="How the vibe was understood (present whenever a vibe was given)."
     )
     taste_built_at: datetime | None = None
+    tastes: list[TasteShare] = Field(
+        default_factory=list,
+        description="The tastes searched, heaviest first; each gets this share of the list, interleaved.",
+    )
     recommendations: list[RecommendationOut]
 
 

@@ -196,6 +196,7 @@
   const rated = new Map(); // `${profile}|${trackId}|${vibe}` -> "up" | "down", this page's clicks
   let profiles = [];
   let profilesKey = "";
+  let tastesKey = "";
   let listensKey = "";
   let recsKey = "";
 
@@ -512,6 +513,57 @@
   async function loadProfiles() {
     const data = await api("/api/profiles");
     renderProfiles(data.profiles || []);
+    renderTastes(data.profiles || []);
+  }
+
+  /* Each profile's tastes (clusters of what it plays): label, share of listening, tracks, artists. */
+  function tasteItem(t) {
+    const percent = Math.round(100 * Number(t.weight || 0));
+    const bar = el("div", { className: "bar", role: "img", "aria-label": `${percent}% of the listening` });
+    const seg = el("span", { className: "seg" });
+    seg.style.width = `${percent}%`;
+    bar.append(seg);
+    return el(
+      "li",
+      { className: "taste", dataset: { index: t.index } },
+      el(
+        "div",
+        { className: "taste-line" },
+        el("span", { className: "taste-label", text: t.label }),
+        el("span", { className: "taste-weight", text: `${percent}% · ${fmtCount(t.tracks)} tracks` }),
+      ),
+      bar,
+      el("div", { className: "meta taste-artists", text: (t.top_artists || []).join(", ") }),
+    );
+  }
+
+  function renderTastes(list) {
+    const profile = selectedProfile();
+    const shown = list.filter((p) => (profile ? p.name === profile : (p.tastes || []).length > 0));
+    const key = JSON.stringify([profile, shown.map((p) => [p.name, p.tastes, p.taste_stale])]);
+    if (key === tastesKey) return;
+    tastesKey = key;
+    $("tastes-scope").textContent = profile ? `profile ${profile}` : "all profiles";
+    const blocks = shown
+      .filter((p) => (p.tastes || []).length > 0)
+      .map((p) =>
+        el(
+          "div",
+          { className: "taste-profile", dataset: { profile: p.name } },
+          el(
+            "h3",
+            {},
+            badge(p.name),
+            el("span", {
+              className: "muted small",
+              text: `${p.tastes.length} taste${p.tastes.length > 1 ? "s" : ""}${p.taste_stale ? " · rebuilt on next use" : ""}`,
+            }),
+          ),
+          el("ol", { className: "taste-list" }, ...p.tastes.map(tasteItem)),
+        ),
+      );
+    $("tastes").replaceChildren(...blocks);
+    $("tastes-empty").hidden = blocks.length > 0;
   }
 
   function listenItem(e) {
@@ -519,7 +571,10 @@
     const speaker = e.speaker_name || e.speaker_entity;
     return el(
       "li",
-      { className: "item", dataset: { eventId: e.event_id, trackId: e.track_id, profile: e.profile } },
+      {
+        className: e.skipped ? "item skipped" : "item",
+        dataset: { eventId: e.event_id, trackId: e.track_id, profile: e.profile, skipped: Boolean(e.skipped) },
+      },
       el(
         "div",
         { className: "item-main" },
@@ -533,6 +588,13 @@
           "div",
           { className: "meta" },
           badge(e.profile),
+          e.skipped
+            ? el("span", {
+                className: "skip-flag",
+                title: "cut short by the next track on the speaker: it feeds no taste",
+                text: "skipped",
+              })
+            : null,
           el("span", { className: "track-id", title: "track id", text: `#${e.track_id}` }),
           dotted(timeNode(e.played_at, "")),
           speaker ? el("span", { className: "speaker dotted", title: e.speaker_entity || "", text: speaker }) : null,
@@ -585,6 +647,9 @@
           { className: "meta" },
           el("span", { className: "score", title: "cosine similarity", text: Number(r.score).toFixed(3) }),
           el("span", { className: "track-id dotted", title: "track id", text: `#${r.track_id}` }),
+          r.taste
+            ? el("span", { className: "taste-ref dotted", title: "the taste that found it", text: r.taste.label })
+            : null,
           r.album ? el("span", { className: "album dotted", text: r.album }) : null,
           preview
             ? el("a", {
@@ -897,6 +962,7 @@
       if (filter.value) $("fb-profile").value = filter.value;
       listensKey = "";
       recsKey = "";
+      tastesKey = "";
       refresh();
     });
 
