@@ -371,7 +371,7 @@ def main() -> None:
         "--env",
         action="append",
         default=[],
-        metavar="HAUNTFM_X=VALUE",
+        metavar="NAME=VALUE",
         help="a setting for serve (repeatable)",
     )
     args = parser.parse_args()
