@@ -164,7 +164,11 @@ class VibeEncoder:
 
 def get_vibe_encoder(request: Request) -> VibeEncoder:
     """The request's encoder: the app's session factory and, when `serve` runs the worker, its model."""
-    state = request.app.state
+    return app_vibe_encoder(request.app.state)
+
+
+def app_vibe_encoder(state: Any) -> VibeEncoder:
+    """An encoder for the running app (`app.state`): its sessions and, when it holds one, its model."""
     return VibeEncoder(
         session_factory=state.session_factory,
         embedder=getattr(state, "embedder", None),
