@@ -31,15 +31,20 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _guarded(path: str) -> bool:
+    """The paths the token guards: the API and the MCP endpoint."""
+    return path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")
+
+
 class TokenAuthMiddleware:
-    """When a token is configured, every /api/* call needs `Authorization: Bearer <token>`."""
+    """When a token is configured, every /api/* and /mcp call needs `Authorization: Bearer <token>`."""
 
     def __init__(self, app: ASGIApp, *, token: str | None) -> None:
         self.app = app
         self.token = token.encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if self.token is None or scope["type"] != "http" or not _guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         supplied = b""

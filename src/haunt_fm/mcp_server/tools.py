@@ -1,0 +1,446 @@
+"""The tools: each resolves the names people use, then calls the service its /api/* endpoint calls.
+
+A tool's docstring is its description: it is written for the model that picks the tool.
+Errors are tool errors (`isError`) carrying the sentence the API answers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haunt_fm.clients.homeassistant import HomeAssistantError
+from haunt_fm.db.session import transaction
+from haunt_fm.errors import AppError, Conflict, Invalid, NotFound, is_database_unavailable
+from haunt_fm.mcp_server import names
+from haunt_fm.mcp_server.backend import Backend
+from haunt_fm.mcp_server.schemas import (
+    FeedbackGiven,
+    Listens,
+    PlayedPlaylist,
+    PlaylistTrack,
+    Recommendations,
+    RecommendedTrack,
+    SpeakerOut,
+    Speakers,
+    why,
+)
+from haunt_fm.mcp_server.speakers import Speaker, SpeakerBook, speaker_book
+from haunt_fm.pipeline.feedback import service as feedback
+from haunt_fm.pipeline.feedback.schemas import FeedbackIn
+from haunt_fm.pipeline.listens import service as listens
+from haunt_fm.pipeline.listens.schemas import TrackRef
+from haunt_fm.pipeline.playlists import playback as player
+from haunt_fm.pipeline.playlists.schemas import MAX_TRACKS, PlaylistIn
+from haunt_fm.pipeline.playlists.service import generate_playlist
+from haunt_fm.pipeline.profiles import service as profiles
+from haunt_fm.pipeline.profiles.schemas import ProfileList, ProfileOut
+from haunt_fm.pipeline.recommendations.service import get_recommendations
+from haunt_fm.pipeline.status.schemas import StatusOut
+from haunt_fm.pipeline.status.service import pipeline_status
+from haunt_fm.pipeline.vibes import GENERAL_VIBE, VIBE_MAX_CHARS
+
+DATABASE_AWAY = "The database is not reachable right now (restarting, or busy); try again in a few seconds."
+MAX_RECOMMEND = 50
+MAX_LISTENS = 100
+
+ProfileArg = Annotated[
+    str | None,
+    Field(
+        description=(
+            "Whose taste: a profile name or display name as people say it ('antialias', 'Me'); "
+            "omit for the household's default profile. list_profiles shows them."
+        ),
+        max_length=200,
+    ),
+]
+VibeArg = Annotated[
+    str | None,
+    Field(
+        description="A mood or style in plain words ('something calm', 'upbeat 80s synth'); omit for none.",
+        max_length=VIBE_MAX_CHARS,
+    ),
+]
+AlphaArg = Annotated[
+    float,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="With a vibe: how much the person's taste counts against the vibe, 0..1 (1 = taste only, "
+        "0 = vibe only, 0.5 = both equally). Ignored without a vibe.",
+    ),
+]
+SpeakerArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=300,
+        description="The speaker as people say it ('kitchen', 'the study', 'Kids Room speaker') or its "
+        "Home Assistant entity id. list_speakers shows them.",
+    ),
+]
+
+
+def _reasons(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors())
+
+
+def _sentence(exc: AppError) -> str:
+    # Some errors carry more than the sentence (a 409 vibe's `suggestions`): say those too.
+    more = ""
+    for key, value in exc.body().items():
+        if key not in ("detail", "error"):
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            more += f" {key.replace('_', ' ').capitalize()}: {shown}."
+    return exc.message + more
+
+
+@asynccontextmanager
+async def answering(backend: Backend) -> AsyncIterator[None]:
+    """Turn what the services raise into tool errors a model can read and act on."""
+    away = backend.database_away()
+    if away:
+        raise ToolError(away)
+    try:
+        yield
+    except ToolError:
+        raise
+    except AppError as exc:
+        raise ToolError(_sentence(exc)) from exc
+    except ValidationError as exc:
+        raise ToolError(f"Invalid input: {_reasons(exc)}.") from exc
+    except HomeAssistantError as exc:
+        raise ToolError(player.explain(exc)) from exc
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            raise ToolError(DATABASE_AWAY) from exc
+        raise
+
+
+def _profile_label(p: ProfileOut) -> str:
+    return f"{p.name} ({p.display_name})" if p.display_name and p.display_name != p.name else p.name
+
+
+async def _profile_name(session: AsyncSession, said: str | None) -> str | None:
+    """The profile a person means; NotFound listing the profiles when none (or several) fit."""
+    if said is None or not said.strip():
+        return None
+    known = await profiles.list_profiles(session)
+    try:
+        found = names.pick(said, known, lambda p: [p.name, p.display_name or ""], fillers=False)
+    except names.Ambiguous as exc:
+        options = " or ".join(_profile_label(p) for p in exc.matches)  # type: ignore[arg-type]
+        raise Invalid(f"'{said}' could be the profile {options}; say which.") from None
+    if found is None:
+        choices = ", ".join(map(_profile_label, known))
+        raise NotFound(f"Profile '{said.strip()}' does not exist. Known profiles: {choices}.")
+    return found.name
+
+
+class Tools:
+    """The MCP tools, bound to the process's backend (read at every call)."""
+
+    def __init__(self, backend: Callable[[], Backend]) -> None:
+        self._backend = backend
+
+    async def _book(self, backend: Backend) -> SpeakerBook:
+        client = player.open_client(backend.settings)
+        try:
+            async with backend.sessions() as session:
+                return await speaker_book(session, client=client)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    async def recommend(
+        self,
+        profile: ProfileArg = None,
+        vibe: VibeArg = None,
+        alpha: AlphaArg = 0.5,
+        limit: Annotated[int, Field(ge=1, le=MAX_RECOMMEND, description="How many tracks, 1..50.")] = 10,
+    ) -> Recommendations:
+        """Suggest music a person has not heard yet, from their taste and/or a vibe.
+
+        Use it when someone asks what to listen to, or for "something like ..." by mood ("something
+        calm for Alex"). Returns tracks best first, each with a score and why it was picked (the
+        listened tracks that led to it). Nothing is played: use play_playlist to play music.
+        Without a vibe the person's taste decides; a person with no taste yet needs a vibe.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            async with backend.sessions() as session:
+                name = await _profile_name(session, profile)
+            async with transaction(backend.sessions) as session:
+                result = await get_recommendations(
+                    session,
+                    profile=name,
+                    limit=limit,
+                    vibe=vibe,
+                    alpha=alpha,
+                    settings=backend.settings,
+                    vibe_encoder=backend.vibe_encoder(),
+                )
+        return Recommendations(
+            profile=result.profile,
+            vibe=result.vibe,
+            alpha=result.alpha,
+            basis=result.basis,
+            tracks=[
+                RecommendedTrack(
+                    track_id=r.track_id,
+                    title=r.title,
+                    artist=r.artist,
+                    album=r.album,
+                    score=round(r.score, 4),
+                    why=why(r.because),
+                )
+                for r in result.recommendations
+            ],
+        )
+
+    async def play_playlist(
+        self,
+        speaker: SpeakerArg,
+        profile: ProfileArg = None,
+        vibe: VibeArg = None,
+        total_tracks: Annotated[
+            int, Field(ge=1, le=MAX_TRACKS, description="How many tracks, 1..200 (about 20 is an hour).")
+        ] = 20,
+        known_pct: Annotated[
+            float,
+            Field(ge=0, le=100, description="Percent of known favourites; the rest are discoveries. 0..100."),
+        ] = 30,
+        alpha: AlphaArg = 0.5,
+    ) -> PlayedPlaylist:
+        """Make a playlist for a person and play it now on a speaker (Music Assistant via Home Assistant).
+
+        Use it when someone asks to play music somewhere ("play something calm in the study"). It
+        mixes the person's known favourites with discoveries, saves the playlist, replaces what the
+        speaker was playing, and says what played (`playback.status`: played, partial or failed, with
+        the reason). Without a profile, the profile mapped to the speaker is used, else the default.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            if not backend.settings.ha_configured:
+                raise Conflict(player.NOT_CONFIGURED)
+            book = await self._book(backend)
+            target = book.resolve(speaker)
+            if target.entity_id is None:
+                raise Invalid(
+                    f"haunt-fm knows '{target.name}' only by name, not its Home Assistant entity; pass the "
+                    f"entity id (Developer Tools > States lists them). Known speakers: {book.choices()}."
+                )
+            async with backend.sessions() as session:
+                name = await _profile_name(session, profile) or target.profile
+            request = PlaylistIn(
+                total_tracks=total_tracks,
+                known_pct=known_pct,
+                profile=name,
+                vibe=vibe,
+                alpha=alpha,
+                speaker_entity=target.entity_id,
+                auto_play=True,
+            )
+            try:
+                result = await generate_playlist(
+                    backend.sessions,
+                    request=request,
+                    settings=backend.settings,
+                    vibe_encoder=backend.vibe_encoder(),
+                )
+            except Invalid as exc:
+                if not target.as_written:
+                    raise
+                raise Invalid(f"{exc.message} Known speakers: {book.choices()}.") from None
+        return PlayedPlaylist(
+            playlist_id=result.playlist_id,
+            profile=result.profile,
+            speaker=target.name,
+            speaker_entity=target.entity_id,
+            vibe=result.vibe,
+            known_count=result.known_count,
+            new_count=result.new_count,
+            tracks=[PlaylistTrack.model_validate(t.model_dump()) for t in result.tracks],
+            playback=result.playback,
+            warnings=result.warnings,
+        )
+
+    async def give_feedback(
+        self,
+        rating: Annotated[
+            Literal["up", "down"], Field(description="`up`: they like it; `down`: they don't want it again.")
+        ],
+        track_id: Annotated[
+            int | None,
+            Field(
+                ge=1,
+                description="The track, from recommend, play_playlist or recent_listens; or use speaker.",
+            ),
+        ] = None,
+        speaker: Annotated[
+            str | None,
+            Field(
+                max_length=300,
+                description="Rate what is playing on this speaker ('the kitchen') instead of a track_id.",
+            ),
+        ] = None,
+        profile: ProfileArg = None,
+        vibe: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=VIBE_MAX_CHARS,
+                description="The mood the rating applies to; `general` (default) applies everywhere.",
+            ),
+        ] = GENERAL_VIBE,
+    ) -> FeedbackGiven:
+        """Record a thumbs up or down for a track, for one person, so future music follows it.
+
+        Use it when someone says they love or hate a song ("I don't like this one", "more like
+        this"). Name the track by `track_id`, or by `speaker` to rate what is playing there now (or,
+        when nothing is, what was played there last). `down` keeps the track out of that person's
+        recommendations and playlists (only for `vibe` when one is given); `up` makes it a favourite.
+        Without a profile, the speaker's mapped profile is used, else the default.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            if (track_id is None) == (speaker is None or not speaker.strip()):
+                raise Invalid(
+                    "Name the track: pass track_id (from recommend, play_playlist or recent_listens) or "
+                    "speaker (to rate what is playing there), not both."
+                )
+            target: Speaker | None = None
+            if speaker is not None and speaker.strip():
+                target = (await self._book(backend)).resolve(speaker)
+                track, found_by = await self._playing(backend, target)
+                track_id = track.track_id
+            else:
+                found_by = f"track {track_id}"
+            assert track_id is not None
+            async with backend.sessions() as session:
+                name = await _profile_name(session, profile) or (target.profile if target else None)
+            rating_in = FeedbackIn(track_id=track_id, rating=rating, profile=name, vibe=vibe)
+            async with transaction(backend.sessions) as session:
+                saved = await feedback.give_feedback(session, feedback=rating_in)
+        return FeedbackGiven(**saved.model_dump(), found_by=found_by)
+
+    async def _playing(self, backend: Backend, target: Speaker) -> tuple[TrackRef, str]:
+        """What is playing on the speaker (Home Assistant), else what was played there last (listens)."""
+        title, artist = target.media_title, target.media_artist
+        if target.as_written and backend.settings.ha_configured:
+            title, artist = await self._now_on(backend, target)
+        async with backend.sessions() as session:
+            if title and target.state in ("playing", "paused", None):
+                if not artist:
+                    raise Conflict(
+                        f"{target.name} is playing '{title}', which has no artist (a radio stream or a "
+                        "video?), so there is no track to rate."
+                    )
+                track = await listens.find_track(session, title=title, artist=artist)
+                if track is None:
+                    raise Conflict(
+                        f"'{title}' by {artist} is playing on {target.name}, but haunt-fm has not logged it "
+                        "yet (Home Assistant reports a listen when a track starts); try again in a moment, "
+                        "or pass track_id."
+                    )
+                return track, f"playing on {target.name}"
+            last = await listens.recent(session, profile=None, limit=1, speakers=target.aliases)
+        if not last:
+            raise NotFound(
+                f"Nothing is playing on {target.name} and no listen was logged there; pass track_id instead."
+            )
+        event = last[0]
+        ref = TrackRef(track_id=event.track_id, title=event.title, artist=event.artist, album=event.album)
+        return ref, f"last played on {target.name} at {event.played_at.isoformat(timespec='seconds')}"
+
+    async def _now_on(self, backend: Backend, target: Speaker) -> tuple[str | None, str | None]:
+        assert target.entity_id is not None
+        client = player.open_client(backend.settings)
+        assert client is not None
+        async with client:
+            state = await client.get_state(target.entity_id)
+        if state is None:
+            raise Invalid(f"Unknown speaker: Home Assistant has no entity {target.entity_id}.")
+        target.state = state.get("state")
+        attributes: dict[str, Any] = state.get("attributes") or {}
+        return attributes.get("media_title"), attributes.get("media_artist")
+
+    async def recent_listens(
+        self,
+        profile: ProfileArg = None,
+        speaker: Annotated[
+            str | None, Field(max_length=300, description="Only listens on this speaker ('the kitchen').")
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_LISTENS, description="How many, 1..100.")] = 10,
+    ) -> Listens:
+        """What was listened to lately, newest first: title, artist, who, which speaker, when.
+
+        Use it for "what was that song in the kitchen?" or "what has Sam been listening to?".
+        Without a profile, everyone's listens; without a speaker, every speaker's.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            target = (await self._book(backend)).resolve(speaker) if speaker and speaker.strip() else None
+            async with backend.sessions() as session:
+                name = await _profile_name(session, profile)
+                events = await listens.recent(
+                    session, profile=name, limit=limit, speakers=target.aliases if target else None
+                )
+        return Listens(profile=name, speaker=target.name if target else None, events=events)
+
+    async def list_speakers(self) -> Speakers:
+        """The household's speakers: names, Home Assistant entities, what is playing, whose they are.
+
+        Use it to find the speaker someone means, or to see what is playing where. Speakers come from
+        Music Assistant's players in Home Assistant, the profiles' speaker mappings, and past listens.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            book = await self._book(backend)
+        return Speakers(
+            speakers=[
+                SpeakerOut(
+                    name=s.name,
+                    entity_id=s.entity_id,
+                    music_assistant=s.music_assistant,
+                    state=s.state,
+                    now_playing=s.now_playing,
+                    profile=s.profile,
+                    also_known_as=[a for a in s.aliases if a not in (s.name, s.entity_id)],
+                    sources=s.sources,
+                )
+                for s in book.speakers
+            ],
+            home_assistant=book.home_assistant_problem or "ok",
+        )
+
+    async def list_profiles(self) -> ProfileList:
+        """The household's profiles (one per listener): name, display name, listens, speakers, taste.
+
+        Use it to find whose taste to use; `taste_built_at` null means no taste yet (ask with a vibe).
+        """
+        backend = self._backend()
+        async with answering(backend), transaction(backend.sessions) as session:
+            return ProfileList(profiles=await profiles.list_profiles(session))
+
+    async def pipeline_status(self) -> StatusOut:
+        """How haunt-fm is doing: listens, tracks found and embedded, the worker, discovery, profiles.
+
+        Use it when music can't be recommended yet or someone asks whether haunt-fm is working.
+        """
+        backend = self._backend()
+        async with answering(backend), backend.sessions() as session:
+            return await pipeline_status(
+                session, settings=backend.settings, local_worker=backend.local_worker()
+            )
+
+    async def profile_document(self, name: str) -> ProfileOut:
+        """One profile with its stats (GET /api/profiles/{name})."""
+        backend = self._backend()
+        async with answering(backend), transaction(backend.sessions) as session:
+            return await profiles.get_profile(session, name=await _profile_name(session, name) or "default")
