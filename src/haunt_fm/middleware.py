@@ -6,7 +6,7 @@ import hmac
 import json
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,8 +36,19 @@ def _guarded(path: str) -> bool:
     return path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")
 
 
+def _query_token(query: bytes) -> bytes:
+    """`?token=<token>` on /mcp: for MCP clients that take only a URL (Home Assistant's
+    integration authenticates with OAuth or not at all, so it cannot send the header)."""
+    # latin-1 both ways: every byte survives, whatever a client percent-encodes.
+    values = parse_qs(query.decode("latin-1"), encoding="latin-1").get("token", [])
+    return values[0].encode("latin-1") if len(values) == 1 else b""
+
+
 class TokenAuthMiddleware:
-    """When a token is configured, every /api/* and /mcp call needs `Authorization: Bearer <token>`."""
+    """When a token is configured, every /api/* and /mcp call needs `Authorization: Bearer <token>`.
+
+    /mcp also takes it as `?token=<token>` (see `_query_token`).
+    """
 
     def __init__(self, app: ASGIApp, *, token: str | None) -> None:
         self.app = app
@@ -54,6 +65,8 @@ class TokenAuthMiddleware:
                 if scheme.lower() == b"bearer":
                     supplied = credential.strip()
                 break
+        if not supplied and scope["path"] == "/mcp":
+            supplied = _query_token(scope.get("query_string", b""))
         if not hmac.compare_digest(supplied, self.token):
             await _send_json(
                 send,

@@ -87,11 +87,11 @@ def calm_order(world: World) -> list[int]:
     return sorted(world.new, key=lambda tid: -(cos[tid] + math.sqrt(1 - cos[tid] ** 2)))
 
 
-def http_client(url: str, *, token: str | None = None, mode: str = "auto") -> Client:
-    """The SDK's client for `serve`'s /mcp, with the API token when given."""
+def http_client(url: str, *, token: str | None = None, mode: str = "auto", query: str = "") -> Client:
+    """The SDK's client for `serve`'s /mcp (plus `query`), with the API token as a header when given."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = httpx2.AsyncClient(headers=headers, timeout=60)
-    transport = streamable_http_client(f"{url}/mcp", http_client=http)
+    transport = streamable_http_client(f"{url}/mcp{query}", http_client=http)
     return Client(transport, mode=mode, read_timeout_seconds=60)
 
 

@@ -98,6 +98,14 @@ async def test_the_token_guards_mcp_like_the_api(
         assert ok.status_code == 200, ok.text
         assert ok.json()["result"]["serverInfo"]["name"] == "haunt-fm"
         assert (await http.get("/health")).status_code == 200  # still open
+        # For clients that take only a URL (Home Assistant): the token in the query, on /mcp only.
+        by_query = await http.post(f"/mcp?token={API_TOKEN}", json=initialize, headers=headers)
+        assert by_query.status_code == 200, by_query.text
+        for query in ("token=wrong", f"token={API_TOKEN}&token=x", "token=%FF%00"):
+            assert (await http.post(f"/mcp?{query}", json=initialize, headers=headers)).status_code == 401
+        assert (await http.get(f"/api/status?token={API_TOKEN}")).status_code == 401
     async with http_client(url, token=API_TOKEN) as client:
         profiles = document(await client.call_tool("list_profiles", {}))
         assert [p["name"] for p in profiles["profiles"]] == ["default"]
+    async with http_client(url, query=f"?token={API_TOKEN}", mode="legacy") as client:
+        assert {t.name for t in (await client.list_tools()).tools} == TOOLS
