@@ -109,3 +109,14 @@ async def test_the_token_guards_mcp_like_the_api(
         assert [p["name"] for p in profiles["profiles"]] == ["default"]
     async with http_client(url, query=f"?token={API_TOKEN}", mode="legacy") as client:
         assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+
+
+async def test_the_readme_curl_lists_the_tools(serve: Callable[..., str], db: Factory) -> None:
+    """Stateless: one POST, no handshake, one JSON answer (what the README shows with curl)."""
+    url = serve()
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    body = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}'
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        r = await http.post("/mcp", content=body, headers=headers)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json"), r.text
+    assert {t["name"] for t in r.json()["result"]["tools"]} == TOOLS
