@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
+from mcp.shared.exceptions import MCPError
 from mcp_types import TextResourceContents
 from sqlalchemy import text
 
@@ -24,6 +26,7 @@ from tests.mcp_server.support import (
     household,
     http_client,
 )
+from tests.playlists.support import closed_port_url
 from tests.recommendations.support import Factory, listen
 
 
@@ -206,6 +209,8 @@ async def test_resources_hold_the_profiles_and_the_status(
         assert [p["name"] for p in everyone["profiles"]] == ["default", "antialias", "sam"]
         status = read(await client.read_resource("haunt-fm://status"))
         assert status["pipeline"]["listens"] == 22 and status["homeassistant"] == {"configured": False}
+        with pytest.raises(MCPError, match=r"^Profile 'nobody' does not exist\. Known profiles: default"):
+            await client.read_resource("haunt-fm://profiles/nobody")
 
 
 async def test_database_away_is_a_tool_error_with_the_api_sentence(
@@ -232,3 +237,21 @@ async def test_the_request_guard_covers_mcp(serve: Callable[..., str], db: Facto
         assert nul.status_code == 422 and nul.json()["error"] == "invalid"
         slash = await http.get("/mcp/")
         assert slash.status_code == 307 and slash.headers["location"] == f"{url}/mcp"
+
+
+async def test_home_assistant_down_is_said_with_the_speakers_haunt_fm_still_knows(
+    serve: Callable[..., str], db: Factory
+) -> None:
+    await household(db)
+    url = serve(ha_url=closed_port_url(), ha_token=HA_TOKEN)
+    async with http_client(url) as client:
+        speakers = document(await client.call_tool("list_speakers", {}))
+        assert speakers["home_assistant"].startswith("Home Assistant at http://127.0.0.1:")
+        assert "could not be reached" in speakers["home_assistant"]
+        assert [s["name"] for s in speakers["speakers"]] == ["Study speaker"]  # from the mapping
+        study = error_text(await client.call_tool("play_playlist", {"speaker": "study"}))
+        assert study.startswith("haunt-fm knows 'Study speaker' only by name")
+        assert "could not be reached" in study and "Check HAUNTFM_HA_URL" in study
+        kitchen = error_text(await client.call_tool("play_playlist", {"speaker": "kitchen"}))
+        known = "Known speakers: Study speaker (Home Assistant at http://127.0.0.1:"
+        assert kitchen.startswith(f"Unknown speaker 'kitchen'. {known}")

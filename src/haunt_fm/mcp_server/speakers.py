@@ -63,7 +63,9 @@ class SpeakerBook:
     home_assistant_problem: str | None
 
     def choices(self) -> str:
-        return ", ".join(s.label for s in self.speakers) or "none yet"
+        """The known speakers, and why Home Assistant's are missing when they are."""
+        known = ", ".join(s.label for s in self.speakers) or "none yet"
+        return known + (f" ({self.home_assistant_problem})" if self.home_assistant_problem else "")
 
     def resolve(self, said: str) -> Speaker:
         """The speaker `said` names; Invalid with the known speakers when none or several do."""
@@ -77,8 +79,7 @@ class SpeakerBook:
         written = said.strip().lower()
         if names.ENTITY_RE.match(written):
             return Speaker(name=written, entity_id=written, aliases=[written], as_written=True)
-        problem = f" ({self.home_assistant_problem})" if self.home_assistant_problem else ""
-        raise Invalid(f"Unknown speaker '{said.strip()}'. Known speakers: {self.choices()}{problem}.")
+        raise Invalid(f"Unknown speaker '{said.strip()}'. Known speakers: {self.choices()}.")
 
     def find(self, alias: str) -> Speaker | None:
         key = names.exact_key(alias)
