@@ -90,7 +90,8 @@ def _entity(text: str | None) -> str | None:
     return text if text and names.ENTITY_RE.match(text) else None
 
 
-async def _players(client: HomeAssistantClient | None) -> tuple[list[dict[str, Any]], str | None]:
+async def players(client: HomeAssistantClient | None) -> tuple[list[dict[str, Any]], str | None]:
+    """Home Assistant's Music Assistant players, or none and why (never raises for Home Assistant)."""
     if client is None:
         return [], "Home Assistant is not configured (HAUNTFM_HA_URL, HAUNTFM_HA_TOKEN)"
     try:
@@ -99,9 +100,11 @@ async def _players(client: HomeAssistantClient | None) -> tuple[list[dict[str, A
         return [], player.explain(exc)
 
 
-async def speaker_book(session: AsyncSession, *, client: HomeAssistantClient | None) -> SpeakerBook:
-    """Every speaker haunt-fm knows of; Home Assistant's players first. Never fails for Home Assistant."""
-    states, problem = await _players(client)
+async def speaker_book(
+    session: AsyncSession, *, states: list[dict[str, Any]], problem: str | None
+) -> SpeakerBook:
+    """Every speaker haunt-fm knows of: Home Assistant's players (`players`) first, then the
+    speakers of recent listens and of the profiles' mappings."""
     book = SpeakerBook([], problem)
     for state in states:
         attributes = state.get("attributes") or {}

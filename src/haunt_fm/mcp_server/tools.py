@@ -30,7 +30,7 @@ from haunt_fm.mcp_server.schemas import (
     Speakers,
     why,
 )
-from haunt_fm.mcp_server.speakers import Speaker, SpeakerBook, speaker_book
+from haunt_fm.mcp_server.speakers import Speaker, SpeakerBook, players, speaker_book
 from haunt_fm.pipeline.feedback import service as feedback
 from haunt_fm.pipeline.feedback.schemas import FeedbackIn
 from haunt_fm.pipeline.listens import service as listens
@@ -149,13 +149,15 @@ class Tools:
         self._backend = backend
 
     async def _book(self, backend: Backend) -> SpeakerBook:
+        # Home Assistant first, then the database: no pooled connection waits on the network.
         client = player.open_client(backend.settings)
         try:
-            async with backend.sessions() as session:
-                return await speaker_book(session, client=client)
+            states, problem = await players(client)
         finally:
             if client is not None:
                 await client.aclose()
+        async with backend.sessions() as session:
+            return await speaker_book(session, states=states, problem=problem)
 
     async def recommend(
         self,
