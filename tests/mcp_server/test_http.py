@@ -37,6 +37,7 @@ async def test_an_assistant_asks_for_calm_music_and_plays_it_in_the_study(
     world = await household(db)
     url = serve(ha_url=ha.url, ha_token=HA_TOKEN)
     async with http_client(url, mode=mode) as client:
+        assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         listed = await client.list_tools()
         assert {t.name for t in listed.tools} == TOOLS
         for tool in listed.tools:
