@@ -21,9 +21,9 @@ from tests.support.env import make_hermetic
 # `.env` leaks in, here or in the processes tests start (they inherit this environment).
 make_hermetic()
 
+from haunt_fm import models  # noqa: E402, F401  - registers every table in Base.metadata
 from haunt_fm.app import create_app  # noqa: E402
 from haunt_fm.config import Settings  # noqa: E402
-from haunt_fm import models  # noqa: E402, F401  - registers every table in Base.metadata
 from haunt_fm.db.base import Base  # noqa: E402
 from haunt_fm.db.embedded import EmbeddedPostgres  # noqa: E402
 from haunt_fm.db.migrate import upgrade  # noqa: E402
@@ -120,6 +120,8 @@ def make_settings(tmp_path: Path, pg_url: str, **overrides: Any) -> Settings:
         "lastfm_api_key": None,
         "ha_url": None,
         "ha_token": None,
+        # PyTorch unless a test asks for ONNX: an export costs seconds per fresh data dir.
+        "embedding_runtime": "torch",
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
@@ -160,3 +162,21 @@ def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.tiny_clap import build_tiny_clap  # torch import only when a test needs it
 
     return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))
+
+
+@pytest.fixture(scope="session")
+def onnx_model_cache(tiny_clap_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache with the tiny model's ONNX towers exported, gated and timed (copy it to change it)."""
+    from haunt_fm.pipeline.embeddings.model import ClapEmbedder
+
+    root = tmp_path_factory.mktemp("onnx_model_cache")
+    ClapEmbedder.load(str(tiny_clap_dir), cache_dir=root, torch_threads=2, runtime="auto")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_collapsed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with a collapsed text tower (same audio tower): every text, one vector."""
+    from tests.support.tiny_clap import build_tiny_clap
+
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap_collapsed"), collapsed_text=True)

@@ -42,6 +42,18 @@ def _default_data_dir() -> Path:
     return user_dir
 
 
+# Settings that no longer exist. They stay readable only so that startup can refuse them
+# with a sentence naming the replacement, instead of silently doing something else.
+RETIRED_SETTINGS: dict[str, str] = {
+    "clap_text_model": (
+        "HAUNTFM_CLAP_TEXT_MODEL is retired: a vibe embedded by one CLAP checkpoint cannot be compared "
+        "with audio embedded by another, so unset it and, for vibe text that works, set "
+        "HAUNTFM_CLAP_MODEL to a checkpoint whose text tower works (e.g. laion/larger_clap_general; the "
+        "library is re-embedded in the background)."
+    ),
+}
+
+
 class Settings(BaseSettings):
     """Runtime configuration, read from the environment (and `.env`)."""
 
@@ -76,9 +88,15 @@ class Settings(BaseSettings):
     # Playback (Home Assistant REST API -> Music Assistant).
     ha_url: str | None = None
     ha_token: SecretStr | None = None
+    # Listens the webhook missed are recovered from Home Assistant's history every this many
+    # minutes (and at start); 0 turns it off. Players read: mapped speakers, players seen in
+    # listens, and these extra entity ids (comma-separated).
+    ha_reconcile_minutes: float = Field(default=10.0, ge=0)
+    ha_players: str | None = None
 
     # Embeddings (CLAP).
     clap_model: str = "laion/larger_clap_music"
+    # Retired (see RETIRED_SETTINGS): read only so that startup can refuse it.
     clap_text_model: str | None = None
     embedding_worker_enabled: bool = True
     embedding_batch_size: int = Field(default=10, ge=1, le=1000)
@@ -87,9 +105,19 @@ class Settings(BaseSettings):
     embedding_lease_seconds: float = Field(default=120.0, gt=0)
     embedding_max_attempts: int = Field(default=3, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
+    # The audio tower's runtime: auto exports to ONNX, verifies fp32 and int8 against
+    # PyTorch (the fidelity gate) and runs the fastest that passed, measured on this CPU.
+    embedding_runtime: Literal["torch", "onnx", "onnx-int8", "auto"] = "auto"
     model_cache_dir: Path | None = None
     audio_cache_dir: Path | None = None
     max_preview_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    # Radio (pipeline/radio): Home Assistant failing to queue a batch is tried again after this
+    # many seconds, doubling up to 2 minutes; the radio ends after this many failed attempts.
+    radio_retry_seconds: float = Field(default=5.0, gt=0, le=600)
+    radio_retry_attempts: int = Field(default=8, ge=1, le=100)
+    # Tags (Last.fm track.getTopTags): a track's tags are fetched again after this many days.
+    tags_refresh_days: float = Field(default=90.0, gt=0)
 
     # Taste profile.
     taste_half_life_days: float = Field(default=30.0, gt=0)
@@ -101,6 +129,11 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=30.0, gt=0)
     http_max_connections: int = Field(default=500, ge=10)
+    # History imports: the largest ListenBrainz export an upload may carry (the CLI reads
+    # files in place, without a limit).
+    import_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # ListenBrainz listens stored per transaction (and per resume step).
+    import_batch_size: int = Field(default=5000, ge=1, le=100_000)
 
     log_level: LogLevel = "INFO"
 
@@ -119,6 +152,10 @@ class Settings(BaseSettings):
             return value.strip().upper()
         return value  # refused as written, so the error shows what the user wrote
 
+    def retired(self) -> list[str]:
+        """Why this configuration must not start: one sentence per retired setting that is set."""
+        return [message for field, message in RETIRED_SETTINGS.items() if getattr(self, field) is not None]
+
     @property
     def resolved_model_cache_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
@@ -134,6 +171,11 @@ class Settings(BaseSettings):
     @property
     def ha_configured(self) -> bool:
         return bool(self.ha_url) and self.ha_token is not None
+
+    @property
+    def ha_player_list(self) -> list[str]:
+        """HAUNTFM_HA_PLAYERS as entity ids."""
+        return [p.strip().lower() for p in (self.ha_players or "").split(",") if p.strip()]
 
 
 def env_file() -> Path | None:

@@ -38,7 +38,7 @@ def _required_arguments(command: Any) -> list[str]:
     values = []
     for param in command.params:
         if param.required:
-            choices = getattr(param.type, "choices", None)
+            choices = getattr(getattr(param, "type", None), "choices", None)
             value = str(next(iter(choices))) if choices else "1"
             values += [value] if param.param_type_name == "argument" else [param.opts[0], value]
     return values

@@ -63,7 +63,9 @@ async def test_the_reset_empties_every_table_but_the_default_profile(engine: Asy
             )
         )
         await conn.execute(text("INSERT INTO profiles (name) VALUES ('bob') ON CONFLICT DO NOTHING"))
-        await conn.execute(text("INSERT INTO app_state (key, value) VALUES ('k', '{}') ON CONFLICT DO NOTHING"))
+        await conn.execute(
+            text("INSERT INTO app_state (key, value) VALUES ('k', '{}') ON CONFLICT DO NOTHING")
+        )
     await reset_database(engine)
     async with engine.connect() as conn:
         tables = (

@@ -163,7 +163,7 @@ async def test_speakers_and_profiles_with_friendly_names(
             ("sam", "Sam"),
         ]
         status = document(await client.call_tool("pipeline_status", {}))
-        assert status["status"] == "ok" and status["homeassistant"] == {"configured": True}
+        assert status["status"] == "ok" and status["homeassistant"]["configured"] is True
 
         ambiguous = await client.call_tool("play_playlist", {"speaker": "room"})
         assert error_text(ambiguous) == (
@@ -208,7 +208,7 @@ async def test_resources_hold_the_profiles_and_the_status(
         everyone = read(await client.read_resource("haunt-fm://profiles"))
         assert [p["name"] for p in everyone["profiles"]] == ["default", "antialias", "sam"]
         status = read(await client.read_resource("haunt-fm://status"))
-        assert status["pipeline"]["listens"] == 22 and status["homeassistant"] == {"configured": False}
+        assert status["pipeline"]["listens"] == 22 and status["homeassistant"]["configured"] is False
         with pytest.raises(MCPError, match=r"^Profile 'nobody' does not exist\. Known profiles: default"):
             await client.read_resource("haunt-fm://profiles/nobody")
 

@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -26,6 +28,8 @@ class _CheckedSettings(TyperGroup):
             raise typer.Exit(code=2) from None
 
 
+from haunt_fm.cli.radio import app as radio_app  # noqa: E402  (after the group class it doesn't need)
+
 app = typer.Typer(
     cls=_CheckedSettings,
     help="haunt-fm: a personal music recommendation engine for a household.",
@@ -36,6 +40,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(radio_app, name="radio")
+import_app = typer.Typer(help="Import listening history (Last.fm, ListenBrainz).", no_args_is_help=True)
+app.add_typer(import_app, name="import")
 
 log = logging.getLogger("haunt_fm")
 
@@ -58,6 +65,14 @@ def _setup_logging(settings: Settings) -> None:
 def _fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=1)
+
+
+# Runs before every command: a retired setting stops it with the sentence naming its replacement.
+# (No docstring: it would replace the app's help text.)
+@app.callback()
+def _refuse_retired_settings() -> None:
+    for message in get_settings().retired():
+        raise _fail(message)
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
@@ -253,6 +268,114 @@ def discover(
             raise _fail(exc.message) from None
         except KeyboardInterrupt:
             raise _fail("discovery interrupted; the seeds expanded so far are kept.") from None
+
+
+@app.command()
+def backfill(
+    since: str = typer.Option(..., "--since", help="Start: a date (2026-11-20, UTC) or an ISO-8601 time."),
+    until: str | None = typer.Option(None, "--until", help="End (default: now), same forms."),
+) -> None:
+    """Recover listens the webhook missed from Home Assistant's history between two times.
+
+    Home Assistant keeps 10 days by default. Listens already stored are not stored again.
+    """
+    from haunt_fm.cli import history as command
+
+    settings = get_settings()
+    _setup_logging(settings)
+    if not settings.ha_configured:
+        raise _fail("backfill reads Home Assistant's history: set HAUNTFM_HA_URL and HAUNTFM_HA_TOKEN.")
+    try:
+        start = command.parse_when(since)
+        end = command.parse_when(until) if until else None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if end is not None and end <= start:
+        raise _fail("--until must be after --since.")
+    with database(settings, attach=True) as url:
+        _upgrade(url)
+        run = command.run(settings, url, since=start, until=end)
+    typer.echo(
+        f"read {run.start.isoformat()} .. {run.end.isoformat()} for {len(run.players)} player(s): "
+        f"{run.states_read} recorded states, {run.listens_found} listen reports, "
+        f"{run.recovered} listen(s) recovered"
+    )
+    if run.error:
+        raise _fail(run.error)
+
+
+# -- history imports -------------------------------------------------------------------------
+
+_SINCE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+
+
+def _import(settings: Settings, start: Any, *, as_json: bool) -> None:
+    from haunt_fm.cli import imports as command
+    from haunt_fm.errors import AppError
+
+    with database(settings, attach=True) as url:
+        _upgrade(url)
+        try:
+            result = command.run(settings, url, start=start, as_json=as_json)
+        except AppError as exc:
+            raise _fail(exc.message) from None
+        except KeyboardInterrupt:
+            raise _fail(
+                "import interrupted; it keeps its place: run the same command again to continue it "
+                "(a running `haunt-fm serve` continues it too)."
+            ) from None
+    if result.status == "failed":
+        raise _fail(result.error or "the import failed.")
+
+
+@import_app.command("lastfm")
+def import_lastfm(
+    user: str = typer.Option(..., "--user", help="The Last.fm username."),
+    profile: str | None = typer.Option(None, help="Profile to import into (default: default)."),
+    since: datetime | None = typer.Option(
+        None, formats=_SINCE_FORMATS, help="Only scrobbles from then on (2025-01-01; UTC)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the import as JSON."),
+) -> None:
+    """Import a Last.fm user's scrobbles as listens (what POST /api/admin/import/lastfm does).
+
+    Running it again while an import of that user is unfinished continues that import.
+    """
+    from haunt_fm.pipeline.imports import service
+
+    settings = get_settings()
+    _setup_logging(settings)
+    if not settings.lastfm_configured:
+        raise _fail(service.NO_KEY_MESSAGE)
+
+    async def start(runtime: Any) -> Any:
+        return await service.start_lastfm(
+            sessions=runtime.sessions, settings=settings, http=runtime.http, user=user, profile=profile,
+            since=since,
+        )  # fmt: skip
+
+    _import(settings, start, as_json=as_json)
+
+
+@import_app.command("listenbrainz")
+def import_listenbrainz(
+    file: Path = typer.Argument(..., help="The export: a JSON array of listens or JSON lines."),
+    profile: str | None = typer.Option(None, help="Profile to import into (default: default)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the import as JSON."),
+) -> None:
+    """Import a ListenBrainz export file, read in place (what POST /api/admin/import/listenbrainz does).
+
+    Running it again on the same file while its import is unfinished continues that import.
+    """
+    from haunt_fm.pipeline.imports import service
+
+    settings = get_settings()
+    _setup_logging(settings)
+
+    async def start(runtime: Any) -> Any:
+        return await service.start_listenbrainz_file(sessions=runtime.sessions, path=file, profile=profile)
+
+    _import(settings, start, as_json=as_json)
 
 
 @db_app.command("upgrade")

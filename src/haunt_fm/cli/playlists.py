@@ -1,7 +1,8 @@
 """`haunt-fm playlist`: the same generation (and playback) as POST /api/playlists/generate, as a table.
 
-The CLI holds no model: a new vibe text goes through the text_embeddings queue, like an
-API process without one, and a running `haunt-fm worker` (or `serve`) embeds it.
+The CLI holds no model: a vibe is grounded in the library's tags, and when the model's text
+tower works its text goes through the text_embeddings queue, like an API process without a
+model, for a running `haunt-fm worker` (or `serve`) to embed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from haunt_fm.config import Settings
 from haunt_fm.errors import Invalid
 from haunt_fm.pipeline.playlists.schemas import PlaylistIn, PlaylistOut
 from haunt_fm.pipeline.playlists.service import generate_playlist
-from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, text_model_id
+from haunt_fm.pipeline.recommendations.vibe import make_vibe_encoder
 from haunt_fm.runtime import open_runtime
 
 
@@ -40,21 +41,21 @@ def build_request(
             alpha=alpha,
         )
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
-        )
-        raise Invalid(f"Invalid options: {reasons}.") from None
+        raise invalid_options(exc) from None
+
+
+def invalid_options(exc: ValidationError) -> Invalid:
+    """Command-line options that don't validate, as one sentence."""
+    reasons = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}" for e in exc.errors()
+    )
+    return Invalid(f"Invalid options: {reasons}.")
 
 
 async def run(settings: Settings, database_url: str, *, request: PlaylistIn) -> PlaylistOut:
     """Generate (and play) a playlist against the database at `database_url`."""
     async with open_runtime(settings, database_url=database_url, pool_size=3) as runtime:
-        encoder = VibeEncoder(
-            session_factory=runtime.sessions,
-            timeout_s=settings.vibe_embed_timeout_seconds,
-            model_id=text_model_id(settings),
-            wakeups=runtime.wakeups,
-        )
+        encoder = make_vibe_encoder(settings, runtime.sessions, wakeups=runtime.wakeups)
         return await generate_playlist(
             runtime.sessions, request=request, settings=settings, vibe_encoder=encoder
         )

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haunt_fm.config import Settings
-from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, app_vibe_encoder, text_model_id
+from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, get_vibe_encoder_for, make_vibe_encoder
 from haunt_fm.runtime import Runtime
 
 
@@ -47,7 +47,7 @@ class AppBackend:
 
     def vibe_encoder(self) -> VibeEncoder:
         # The app's model when `serve` runs the embedding worker in-process; else the queue.
-        return app_vibe_encoder(self._app.state)
+        return get_vibe_encoder_for(self._app.state)
 
     def local_worker(self) -> Any:
         return getattr(self._app.state, "embedding_worker", None)
@@ -72,12 +72,7 @@ class RuntimeBackend:
         return self._runtime.sessions
 
     def vibe_encoder(self) -> VibeEncoder:
-        return VibeEncoder(
-            session_factory=self._runtime.sessions,
-            timeout_s=self.settings.vibe_embed_timeout_seconds,
-            model_id=text_model_id(self.settings),
-            wakeups=self._runtime.wakeups,
-        )
+        return make_vibe_encoder(self.settings, self._runtime.sessions, wakeups=self._runtime.wakeups)
 
     def local_worker(self) -> Any:
         return None

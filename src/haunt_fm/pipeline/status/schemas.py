@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from haunt_fm.pipeline.imports.schemas import ImportOut
+
 WorkerState = Literal["disabled", "idle", "working", "error"]
 
 
@@ -27,6 +29,20 @@ class EmbeddingCounts(BaseModel):
     done: int = 0
     failed: int = 0
     waiting: int = Field(default=0, description="Tracks whose preview is not found yet.")
+    model: str = Field(
+        default="", description="The current CLAP model (HAUNTFM_CLAP_MODEL): only its vectors are used."
+    )
+    outdated: int = Field(
+        default=0,
+        description="Vectors made by another model, left out of every query until their track is "
+        "re-embedded (in the background, as `pending`): the re-embedding progress after a model switch.",
+    )
+
+
+class TagCounts(BaseModel):
+    pending: int = Field(default=0, description="Tracks whose Last.fm tags are still to be fetched.")
+    done: int = 0
+    failed: int = 0
 
 
 class PipelineCounts(BaseModel):
@@ -36,6 +52,7 @@ class PipelineCounts(BaseModel):
     candidates: int
     preview: PreviewCounts
     embedding: EmbeddingCounts
+    tags: TagCounts = Field(default_factory=TagCounts)
 
 
 class WorkerOut(BaseModel):
@@ -77,8 +94,37 @@ class PreviewStatus(BaseModel):
     last_error_at: str | None
 
 
+class ReconciliationWindow(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ReconciliationStatus(BaseModel):
+    """The last reading of Home Assistant's history for listens the webhook missed."""
+
+    enabled: bool
+    interval_minutes: float
+    last_run_at: datetime | None
+    kind: str | None = Field(description="`periodic` or `backfill`.")
+    window: ReconciliationWindow | None
+    players: list[str]
+    listens_found: int | None
+    listens_recovered: int | None
+    error: str | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class TagsStatus(BaseModel):
+    enabled: bool = Field(description="Tags are fetched (a Last.fm key is configured).")
+    last_fetch_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+
+
 class HomeAssistantStatus(BaseModel):
     configured: bool
+    reconciliation: ReconciliationStatus
 
 
 class ProfileStatus(BaseModel):
@@ -86,6 +132,11 @@ class ProfileStatus(BaseModel):
     display_name: str | None
     listens: int
     taste_built_at: datetime | None
+
+
+class ImportsStatus(BaseModel):
+    running: list[ImportOut] = Field(description="History imports running (or waiting to be retried).")
+    last_finished: ImportOut | None = Field(description="The import that ended last.")
 
 
 class StatusOut(BaseModel):
@@ -96,6 +147,8 @@ class StatusOut(BaseModel):
     worker: WorkerSummary
     discovery: DiscoveryStatus
     previews: PreviewStatus
+    tags: TagsStatus
     homeassistant: HomeAssistantStatus
     profiles: list[ProfileStatus]
     feedback: int
+    imports: ImportsStatus
