@@ -45,6 +45,8 @@ TOOLS = {
     "list_speakers",
     "list_profiles",
     "pipeline_status",
+    "start_radio",
+    "stop_radio",
 }
 
 

@@ -57,6 +57,11 @@ async def test_stdio_without_home_assistant_says_how_to_configure_it(
             "Playback needs Home Assistant: set HAUNTFM_HA_URL and HAUNTFM_HA_TOKEN (a long-lived access "
             "token), then generate the playlist again."
         )
+        radio = await client.call_tool("start_radio", {"speaker": "the study"})
+        assert error_text(radio) == (
+            "A radio plays through Home Assistant: set HAUNTFM_HA_URL and HAUNTFM_HA_TOKEN (a long-lived "
+            "access token), then start it again."
+        )
         speakers = document(await client.call_tool("list_speakers", {}))
         assert speakers["home_assistant"].startswith("Home Assistant is not configured")
         # The mapping still names the study, with its profile.

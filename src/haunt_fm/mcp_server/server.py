@@ -34,6 +34,8 @@ Assistant. People and speakers can be named as people say them ("Alex", "the kit
 - "Play something calm in the study" -> play_playlist(speaker="study", vibe="calm").
 - "What should I listen to?" -> recommend(profile=<who is asking>).
 - "I don't like this song" -> give_feedback(speaker=<where it plays>, rating="down").
+- "Keep music going in the kitchen" -> start_radio(speaker="kitchen"); "stop the radio" ->
+  stop_radio(speaker=...).
 - "What was that song?" -> recent_listens(speaker=...). Unsure who or where: list_profiles,
   list_speakers. Nothing to recommend yet: pipeline_status says what is still being processed.
 """
@@ -66,6 +68,22 @@ TOOLS: tuple[ToolSpec, ...] = (
         # Rating a track again for the same person and vibe replaces the earlier rating.
         ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    ),
+    ToolSpec(
+        "start_radio",
+        "Start a radio on a speaker",
+        # Like play_playlist it replaces what the speaker plays (and any radio on it).
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True
+        ),
+    ),
+    ToolSpec(
+        "stop_radio",
+        "Stop the radio on a speaker",
+        # Stopping again finds no radio (a tool error) but changes nothing more.
+        ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
         ),
     ),
     ToolSpec("recent_listens", "Recent listens", READ_ONLY),
@@ -109,7 +127,7 @@ def build_server(backend: Callable[[], Backend]) -> MCPServer:
         mime_type="application/json",
     )
     async def status() -> str:
-        return await _resource(tools.pipeline_status())
+        return await _resource(tools.status_document())
 
     @server.resource(
         "haunt-fm://profiles",

@@ -6,8 +6,8 @@ Errors are tool errors (`isError`) carrying the sentence the API answers with.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -21,18 +21,27 @@ from haunt_fm.mcp_server import names
 from haunt_fm.mcp_server.backend import Backend
 from haunt_fm.mcp_server.schemas import (
     FeedbackGiven,
+    HomeAssistantBrief,
+    ImportBrief,
+    ImportsBrief,
+    Listen,
     Listens,
     PlayedPlaylist,
     PlaylistTrack,
+    RadioStartedOut,
+    RadioStoppedOut,
     Recommendations,
     RecommendedTrack,
     SpeakerOut,
     Speakers,
+    StatusBrief,
+    WorkerBrief,
     why,
 )
 from haunt_fm.mcp_server.speakers import Speaker, SpeakerBook, players, speaker_book
 from haunt_fm.pipeline.feedback import service as feedback
 from haunt_fm.pipeline.feedback.schemas import FeedbackIn
+from haunt_fm.pipeline.imports.schemas import ImportOut
 from haunt_fm.pipeline.listens import service as listens
 from haunt_fm.pipeline.listens.schemas import TrackRef
 from haunt_fm.pipeline.playlists import playback as player
@@ -40,6 +49,8 @@ from haunt_fm.pipeline.playlists.schemas import MAX_TRACKS, PlaylistIn
 from haunt_fm.pipeline.playlists.service import generate_playlist
 from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.pipeline.profiles.schemas import ProfileList, ProfileOut
+from haunt_fm.pipeline.radio import service as radio
+from haunt_fm.pipeline.radio.schemas import DEFAULT_BATCH, MAX_BATCH, MIN_BATCH, RadioIn
 from haunt_fm.pipeline.recommendations.service import get_recommendations
 from haunt_fm.pipeline.status.schemas import StatusOut
 from haunt_fm.pipeline.status.service import pipeline_status
@@ -48,6 +59,8 @@ from haunt_fm.pipeline.vibes import GENERAL_VIBE, VIBE_MAX_CHARS
 DATABASE_AWAY = "The database is not reachable right now (restarting, or busy); try again in a few seconds."
 MAX_RECOMMEND = 50
 MAX_LISTENS = 100
+# Active radios come first in the list; more speakers than this play no household's radios.
+RADIOS_LISTED = 50
 
 ProfileArg = Annotated[
     str | None,
@@ -83,6 +96,10 @@ SpeakerArg = Annotated[
         description="The speaker as people say it ('kitchen', 'the study', 'Kids Room speaker') or its "
         "Home Assistant entity id. list_speakers shows them.",
     ),
+]
+KnownPctArg = Annotated[
+    float,
+    Field(ge=0, le=100, description="Percent of known favourites; the rest are discoveries. 0..100."),
 ]
 
 
@@ -142,6 +159,32 @@ async def _profile_name(session: AsyncSession, said: str | None) -> str | None:
     return found.name
 
 
+def _playable(book: SpeakerBook, said: str) -> tuple[Speaker, str]:
+    """The speaker `said` names, and the Home Assistant entity music is played on there."""
+    target = book.resolve(said)
+    if target.entity_id is None:
+        raise Invalid(
+            f"haunt-fm knows '{target.name}' only by name, not its Home Assistant entity; pass the "
+            f"entity id (Developer Tools > States lists them). Known speakers: {book.choices()}."
+        )
+    return target, target.entity_id
+
+
+@contextmanager
+def _with_choices(book: SpeakerBook, target: Speaker) -> Iterator[None]:
+    """An entity id no source knew that Home Assistant refuses (422): add the known speakers."""
+    try:
+        yield
+    except Invalid as exc:
+        if not target.as_written:
+            raise
+        raise Invalid(f"{exc.message} Known speakers: {book.choices()}.") from None
+
+
+def _import_brief(item: ImportOut | None) -> ImportBrief | None:
+    return None if item is None else ImportBrief.model_validate(item.model_dump())
+
+
 class Tools:
     """The MCP tools, bound to the process's backend (read at every call)."""
 
@@ -159,6 +202,19 @@ class Tools:
         async with backend.sessions() as session:
             return await speaker_book(session, states=states, problem=problem)
 
+    async def _where_and_for_whom(
+        self, backend: Backend, *, speaker: str, profile: str | None, not_configured: str
+    ) -> tuple[SpeakerBook, Speaker, str, str | None]:
+        """Where to play (the speaker and its entity) and whose music (the named profile, else the
+        speaker's); Conflict(`not_configured`) without Home Assistant."""
+        if not backend.settings.ha_configured:
+            raise Conflict(not_configured)
+        book = await self._book(backend)
+        target, entity = _playable(book, speaker)
+        async with backend.sessions() as session:
+            name = await _profile_name(session, profile) or target.profile
+        return book, target, entity, name
+
     async def recommend(
         self,
         profile: ProfileArg = None,
@@ -169,9 +225,12 @@ class Tools:
         """Suggest music a person has not heard yet, from their taste and/or a vibe.
 
         Use it when someone asks what to listen to, or for "something like ..." by mood ("something
-        calm for Alex"). Returns tracks best first, each with a score and why it was picked (the
-        listened tracks that led to it). Nothing is played: use play_playlist to play music.
-        Without a vibe the person's taste decides; a person with no taste yet needs a vibe.
+        calm for Alex"). Returns tracks best first, each with a score, why it was picked (the
+        listened tracks that led to it) and which of the person's tastes found it (someone who
+        plays both jazz and metal gets both, taking turns). Nothing is played: use play_playlist
+        to play music. Without a vibe the person's taste decides; a person with no taste yet
+        needs a vibe. A vibe is understood through the library's Last.fm tags (`vibe_basis`);
+        one that matches nothing is an error listing tags that would work.
         """
         backend = self._backend()
         async with answering(backend):
@@ -192,6 +251,8 @@ class Tools:
             vibe=result.vibe,
             alpha=result.alpha,
             basis=result.basis,
+            vibe_basis=result.vibe_basis,
+            tastes=result.tastes,
             tracks=[
                 RecommendedTrack(
                     track_id=r.track_id,
@@ -200,6 +261,7 @@ class Tools:
                     album=r.album,
                     score=round(r.score, 4),
                     why=why(r.because),
+                    taste=r.taste.label if r.taste else None,
                 )
                 for r in result.recommendations
             ],
@@ -213,10 +275,7 @@ class Tools:
         total_tracks: Annotated[
             int, Field(ge=1, le=MAX_TRACKS, description="How many tracks, 1..200 (about 20 is an hour).")
         ] = 20,
-        known_pct: Annotated[
-            float,
-            Field(ge=0, le=100, description="Percent of known favourites; the rest are discoveries. 0..100."),
-        ] = 30,
+        known_pct: KnownPctArg = 30,
         alpha: AlphaArg = 0.5,
     ) -> PlayedPlaylist:
         """Make a playlist for a person and play it now on a speaker (Music Assistant via Home Assistant).
@@ -228,43 +287,32 @@ class Tools:
         """
         backend = self._backend()
         async with answering(backend):
-            if not backend.settings.ha_configured:
-                raise Conflict(player.NOT_CONFIGURED)
-            book = await self._book(backend)
-            target = book.resolve(speaker)
-            if target.entity_id is None:
-                raise Invalid(
-                    f"haunt-fm knows '{target.name}' only by name, not its Home Assistant entity; pass the "
-                    f"entity id (Developer Tools > States lists them). Known speakers: {book.choices()}."
-                )
-            async with backend.sessions() as session:
-                name = await _profile_name(session, profile) or target.profile
+            book, target, entity, name = await self._where_and_for_whom(
+                backend, speaker=speaker, profile=profile, not_configured=player.NOT_CONFIGURED
+            )
             request = PlaylistIn(
                 total_tracks=total_tracks,
                 known_pct=known_pct,
                 profile=name,
                 vibe=vibe,
                 alpha=alpha,
-                speaker_entity=target.entity_id,
+                speaker_entity=entity,
                 auto_play=True,
             )
-            try:
+            with _with_choices(book, target):
                 result = await generate_playlist(
                     backend.sessions,
                     request=request,
                     settings=backend.settings,
                     vibe_encoder=backend.vibe_encoder(),
                 )
-            except Invalid as exc:
-                if not target.as_written:
-                    raise
-                raise Invalid(f"{exc.message} Known speakers: {book.choices()}.") from None
         return PlayedPlaylist(
             playlist_id=result.playlist_id,
             profile=result.profile,
             speaker=target.name,
-            speaker_entity=target.entity_id,
+            speaker_entity=entity,
             vibe=result.vibe,
+            vibe_basis=result.vibe_basis,
             known_count=result.known_count,
             new_count=result.new_count,
             tracks=[PlaylistTrack.model_validate(t.model_dump()) for t in result.tracks],
@@ -383,7 +431,9 @@ class Tools:
         """What was listened to lately, newest first: title, artist, who, which speaker, when.
 
         Use it for "what was that song in the kitchen?" or "what has Sam been listening to?".
-        Without a profile, everyone's listens; without a speaker, every speaker's.
+        Without a profile, everyone's listens; without a speaker, every speaker's. `skipped`
+        marks songs cut short (they don't count toward the taste); `source` says whether a listen
+        came live from Home Assistant or from an imported history (Last.fm, ListenBrainz).
         """
         backend = self._backend()
         async with answering(backend):
@@ -393,7 +443,14 @@ class Tools:
                 events = await listens.recent(
                     session, profile=name, limit=limit, speakers=target.aliases if target else None
                 )
-        return Listens(profile=name, speaker=target.name if target else None, events=events)
+        return Listens(
+            profile=name,
+            speaker=target.name if target else None,
+            events=[
+                Listen.model_validate({**e.model_dump(), "speaker": e.speaker_name or e.speaker_entity})
+                for e in events
+            ],
+        )
 
     async def list_speakers(self) -> Speakers:
         """The household's speakers: names, Home Assistant entities, what is playing, whose they are.
@@ -422,19 +479,154 @@ class Tools:
         )
 
     async def list_profiles(self) -> ProfileList:
-        """The household's profiles (one per listener): name, display name, listens, speakers, taste.
+        """The household's profiles (one per listener): name, display name, listens, speakers, tastes.
 
         Use it to find whose taste to use; `taste_built_at` null means no taste yet (ask with a vibe).
+        `tastes` describes what each person listens to (a label of top tags or artists, its share
+        of the listening, its top artists), heaviest first.
         """
         backend = self._backend()
         async with answering(backend), transaction(backend.sessions) as session:
             return ProfileList(profiles=await profiles.list_profiles(session))
 
-    async def pipeline_status(self) -> StatusOut:
-        """How haunt-fm is doing: listens, tracks found and embedded, the worker, discovery, profiles.
+    async def pipeline_status(self) -> StatusBrief:
+        """How haunt-fm is doing: listens, tracks found and embedded, tags, the worker, imports, profiles.
 
-        Use it when music can't be recommended yet or someone asks whether haunt-fm is working.
+        Use it when music can't be recommended yet or someone asks whether haunt-fm is working:
+        `pipeline.embedding.pending` tracks still to be analysed (`outdated`: left to re-analyse
+        after a model change), `pipeline.tags.pending` Last.fm tags still to fetch (vibes need
+        them), `imports.running` history imports in progress, `worker.last_error` and
+        `discovery.last_error` what went wrong.
         """
+        full = await self.status_document()
+        worker = full.worker
+        reconciliation = full.homeassistant.reconciliation
+        return StatusBrief(
+            version=full.version,
+            pipeline=full.pipeline,
+            worker=WorkerBrief(
+                enabled=worker.enabled,
+                state=worker.state,
+                model=worker.model,
+                last_batch_at=worker.last_batch_at,
+                last_error=worker.last_error,
+                text_tower_ok=worker.text_tower_ok,
+                live_workers=len(worker.workers),
+            ),
+            discovery=full.discovery,
+            tags=full.tags,
+            home_assistant=HomeAssistantBrief(
+                configured=full.homeassistant.configured,
+                last_reconciled_at=reconciliation.last_run_at,
+                listens_recovered=reconciliation.listens_recovered,
+                last_error=reconciliation.error,
+            ),
+            imports=ImportsBrief(
+                running=[b for b in map(_import_brief, full.imports.running) if b is not None],
+                last_finished=_import_brief(full.imports.last_finished),
+            ),
+            profiles=full.profiles,
+            feedback=full.feedback,
+        )
+
+    async def start_radio(
+        self,
+        speaker: SpeakerArg,
+        profile: ProfileArg = None,
+        vibe: VibeArg = None,
+        alpha: AlphaArg = 0.5,
+        known_pct: KnownPctArg = 20,
+        batch: Annotated[
+            int,
+            Field(
+                ge=MIN_BATCH,
+                le=MAX_BATCH,
+                description="Tracks queued at a time, 3..50; the next batch follows when one of the last "
+                "3 plays.",
+            ),
+        ] = DEFAULT_BATCH,
+    ) -> RadioStartedOut:
+        """Start endless music on a speaker: a radio that keeps adding tracks while it plays.
+
+        Use it when someone wants music to keep going ("keep playing something like this in the
+        kitchen", "put on a jazz radio"); use play_playlist for a fixed set of tracks. It queues a
+        first batch of the person's favourites and discoveries now, replacing what the speaker was
+        playing (and any radio already on it), and adds more as they play. Songs skipped or
+        thumbed down while it plays steer it away from them. It ends with stop_radio, when the
+        speaker plays something else, or after a long silence. Without a profile, the profile
+        mapped to the speaker is used, else the default.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            book, target, entity, name = await self._where_and_for_whom(
+                backend, speaker=speaker, profile=profile, not_configured=radio.NOT_CONFIGURED
+            )
+            request = RadioIn(
+                speaker_entity=entity,
+                profile=name,
+                vibe=vibe,
+                alpha=alpha,
+                known_pct=known_pct,
+                batch=batch,
+            )
+            with _with_choices(book, target):
+                started = await radio.start_radio(
+                    backend.sessions,
+                    request=request,
+                    settings=backend.settings,
+                    vibe_encoder=backend.vibe_encoder(),
+                )
+        # The API's document, shortened to what the model needs (the rest is left out).
+        return RadioStartedOut.model_validate({**started.model_dump(), "speaker": target.name})
+
+    async def stop_radio(
+        self,
+        speaker: SpeakerArg,
+        stop_playback: Annotated[
+            bool,
+            Field(
+                description="Also stop the player now. Without it the radio adds nothing more but the "
+                "tracks already queued play on."
+            ),
+        ] = False,
+    ) -> RadioStoppedOut:
+        """Stop the radio on a speaker (started by start_radio), and with stop_playback the music too.
+
+        Use it when someone says "stop the radio" or "that's enough music in the kitchen" (with
+        stop_playback, since otherwise the tracks already queued play on). Answers how many
+        tracks it played and skipped. If no radio plays there, the error names the speakers
+        where one does.
+        """
+        backend = self._backend()
+        async with answering(backend):
+            book = await self._book(backend)
+            target, entity = _playable(book, speaker)
+            try:
+                stopped = await radio.stop_radio(
+                    backend.sessions,
+                    speaker=entity,
+                    stop_playback=stop_playback,
+                    settings=backend.settings,
+                )
+            except NotFound:
+                raise NotFound(await self._no_radio(backend, book, target)) from None
+        counts = {"played": len(stopped.played), "skipped": len(stopped.skipped)}
+        return RadioStoppedOut.model_validate({**stopped.model_dump(), "speaker": target.name, **counts})
+
+    async def _no_radio(self, backend: Backend, book: SpeakerBook, target: Speaker) -> str:
+        """No radio on the speaker: say so, and where radios do play."""
+        async with backend.sessions() as session:
+            listed = await radio.list_radios(session, limit=RADIOS_LISTED)
+        playing = []
+        for r in listed.radios:
+            if r.active:
+                known = book.find(r.speaker_entity)
+                playing.append(known.label if known else r.speaker_entity)
+        where = f"Radios are playing on: {', '.join(playing)}." if playing else "No radio plays anywhere."
+        return f"No radio is playing on {target.label}. {where}"
+
+    async def status_document(self) -> StatusOut:
+        """The whole /api/status document (the status resource)."""
         backend = self._backend()
         async with answering(backend), backend.sessions() as session:
             return await pipeline_status(
