@@ -388,5 +388,7 @@ def db_upgrade() -> None:
     typer.echo("database schema is up to date")
 
 
+from haunt_fm.cli import mcp as _mcp  # noqa: E402, F401  - registers `haunt-fm mcp`
+
 if __name__ == "__main__":
     app()
