@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.discovery.support import discovery_settings, listen, rows, stock, wait_for
@@ -335,6 +336,22 @@ async def test_concurrent_runs_never_expand_a_seed_twice(
         assert len(lastfm.requests) == 24
         [edges] = await rows(db, "SELECT count(*) AS n FROM track_similarities")
         assert edges["n"] == 12 * 5
+
+
+async def test_a_seed_another_stage_holds_for_a_moment_is_still_expanded(
+    serve: Callable[..., str], db: Sessions, lastfm: FakeLastfm, itunes: FakeItunes
+) -> None:
+    # The preview and tag stages lock a track's row for a moment when they claim or settle it;
+    # a discovery run must not take that moment for "nothing left to do".
+    async with _app(serve, lastfm, itunes) as http:
+        await listen(http, "Radiohead", "Karma Police")
+        async with db() as session, session.begin():
+            await session.execute(text("SELECT id FROM tracks FOR UPDATE"))
+            run = asyncio.create_task(_discover(http, limit=5))
+            await asyncio.sleep(0.3)  # the run's first claim finds the row locked
+        body = await run
+        assert (body["seeds"], body["seeds_remaining"]) == (1, 0)
+        assert _lastfm_queries(lastfm) == [("Radiohead", "Karma Police")]
 
 
 async def test_wire_quirks_seed_itself_duplicates_single_object(

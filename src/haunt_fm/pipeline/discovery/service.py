@@ -58,6 +58,8 @@ NO_KEY_MESSAGE = (
     "https://www.last.fm/api/account/create) and restart haunt-fm."
 )
 STATE_KEY = "discovery"
+# Pauses before a run decides no seed is left to claim (rows briefly locked by other stages).
+CLAIM_RETRY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class DiscoveryStopped(AppError):
@@ -325,6 +327,14 @@ class _Runner:
             while self.run_state.stop_reason is None and self._claimed < self.run_state.total:
                 self._claimed += 1
                 claims = await self.queue.claim(1)
+                for pause in CLAIM_RETRY_PAUSES:
+                    if claims:
+                        break
+                    # Seeds are rows of `tracks`, which the preview and tag stages lock for a
+                    # moment when they claim or settle their own work: the claim skips locked
+                    # rows, so look again before deciding that nothing is due.
+                    await asyncio.sleep(pause)
+                    claims = await self.queue.claim(1)
                 if not claims:
                     self._claimed -= 1
                     return  # nothing due any more (another run took the rest)
