@@ -366,6 +366,8 @@ class FakeLastfm(FakeService):
         self.unknown_marker: str | None = "unknown"
         self.unknown: set[tuple[str, str]] = set()
         self.corrections: dict[str, str] = {}
+        # Faults for one method only (the others, e.g. a background tag lookup, pass untouched).
+        self._method_faults: dict[str, list[Fault]] = {}
         self.explicit: dict[tuple[str, str], list[dict[str, Any]]] = {}
         # "empty_list": {"track": []}; "missing": no "track" key; "error6": error 6 at HTTP 200.
         self.empty_style = "empty_list"
@@ -623,6 +625,11 @@ class FakeLastfm(FakeService):
         for _ in range(times):
             self.inject(error_fault(code, http_status=http_status, message=message))
 
+    def fail_method_next(self, method: str, code: int, *, times: int = 1) -> None:
+        """The next `times` requests of `method` (e.g. user.getRecentTracks) answer error `code`."""
+        with self._lock:
+            self._method_faults.setdefault(method.lower(), []).extend(error_fault(code) for _ in range(times))
+
     def malformed_next(self, *, times: int = 1, status: int = 200) -> None:
         """The next `times` requests answer a truncated JSON body."""
         self.inject(Fault(status, '{"similartracks":{"track":[{"name":"Kar', "application/json"), times=times)
@@ -657,6 +664,11 @@ class FakeLastfm(FakeService):
         if key not in self.valid_keys:
             return error_fault(10).response()
         method = (q.get("method") or "").lower()
+        with self._lock:
+            pending = self._method_faults.get(method)
+            fault = pending.pop(0) if pending else None
+        if fault is not None:
+            return fault.response()
         handler = {
             "track.getsimilar": self._similar,
             "track.gettoptags": self._top_tags,
