@@ -20,7 +20,7 @@ Titles containing `unknown_marker` or marked with `mark_unknown` are tracks Last
 know (empty similar tracks and tags; `empty_style` says how "empty" looks). `single_object`
 serves any one-item list as a bare object. Faults: `fail_next`, `malformed_next`,
 `html_next`, `inject`; `max_per_second` enforces a rate limit server-side. All of them apply
-to every method.
+to every method, except `fail_method_next`, which aims at one.
 """
 
 from __future__ import annotations
