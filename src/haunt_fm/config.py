@@ -79,6 +79,10 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # The command line: a running haunt-fm (http://host:8321) that commands with an API
+    # counterpart talk to over HTTP, with api_token as the bearer token, instead of the database.
+    url: str | None = None
+
     @field_validator("database_url", "api_token", "lastfm_api_key", "ha_token", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
@@ -86,7 +90,7 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("ha_url", "clap_text_model", mode="before")
+    @field_validator("ha_url", "clap_text_model", "url", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
