@@ -105,7 +105,11 @@ def discover(
 
     remote = remote_url(ctx)
     if remote is None and not settings().lastfm_configured:
-        raise fail(service.NO_KEY_MESSAGE)
+        # (The service's own sentence ends "and restart haunt-fm": a command reads the key at once.)
+        raise fail(
+            "Discovery needs a Last.fm API key: set HAUNTFM_LASTFM_API_KEY (create one at "
+            "https://www.last.fm/api/account/create)."
+        )
     body = request(
         DiscoverIn,
         options={"limit": "--limit", "profile": "--profile", "max_seeds": "--max-seeds"},

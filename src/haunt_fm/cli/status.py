@@ -106,7 +106,11 @@ def render_status(doc: StatusOut) -> None:
     key = "Last.fm key set" if d.lastfm_configured else "no Last.fm key (HAUNTFM_LASTFM_API_KEY)"
     say(f"Discovery: {key}, last run {when(d.last_run_at)}")
     if d.running:
-        say(f"  running: {d.running.get('done', '?')} of {d.running.get('total', '?')} seeds")
+        run = d.running
+        say(
+            f"  running: {run.get('seeds_done', 0)} of {run.get('seeds_total', '?')} seeds, "
+            f"{run.get('candidates_new', 0)} new candidates so far"
+        )
     if d.last_error:
         say(f"  last error: {d.last_error}")
     say(f"Home Assistant: {'configured' if doc.homeassistant.configured else 'not configured'}")
