@@ -211,6 +211,10 @@ async def test_remote_needs_the_token(serve: Callable[..., str], tmp_path: Path)
     elsewhere = {**base, "HAUNTFM_URL": "http://127.0.0.1:1", "HAUNTFM_API_TOKEN": TOKEN}
     flag = await run("--url", url + "/", "profiles", "list", env=elsewhere, cwd=tmp_path)
     assert flag.code == 0 and "default" in flag.out, flag.err
+    # The API's validation error, in the command's options.
+    long = await run("recent", "-p", "a" * 70, env={**base, "HAUNTFM_API_TOKEN": TOKEN}, cwd=tmp_path)
+    assert long.code == 1
+    assert long.err.startswith("error: --profile: String should have at most 64 characters")
     bad = await run("--url", "nas.local:8321", "status", env=base, cwd=tmp_path)
     assert bad.code == 2 and "--url must be the http:// address of a running haunt-fm" in bad.err
 

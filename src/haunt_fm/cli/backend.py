@@ -184,9 +184,9 @@ class RemoteBackend:
         if response.status_code == 401:
             raise CommandError(self._token_message())
         if response.status_code >= 400:
-            raise CommandError(
-                self._error_message(response, document, call.options), status=response.status_code
-            )
+            # Query parameters are the command's options of the same name (`limit` -> `--limit`).
+            options = {**{k: "--" + k.replace("_", "-") for k in call.params}, **call.options}
+            raise CommandError(self._error_message(response, document, options), status=response.status_code)
         if not isinstance(document, dict):
             raise CommandError(
                 f"{self.base_url} did not answer like haunt-fm (HTTP {response.status_code}, "
