@@ -250,3 +250,22 @@ async def test_local_only_commands_say_so(args: list[str], named: str, tmp_path:
         from_env = await run(*args, env=env, cwd=tmp_path)
         assert from_env.code == 2 and "HAUNTFM_URL is set (http://127.0.0.1:1)" in from_env.err
         assert not (tmp_path / "data").exists()
+
+
+async def test_a_document_of_another_version_still_prints_as_json(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+
+    from tests.support.live_server import LiveServer
+
+    other = FastAPI()
+
+    @other.get("/api/history/recent")
+    async def recent() -> dict[str, object]:
+        return {"events": [{"event_id": 1, "renamed_field": "x"}]}
+
+    with LiveServer(other) as server:
+        env = cli_env(HAUNTFM_URL=server.url)
+        table = await run("recent", env=env, cwd=tmp_path)
+        assert table.code == 1 and "a document this command can't read" in table.err
+        raw = await run("recent", "--json", env=env, cwd=tmp_path)
+        assert raw.json() == {"events": [{"event_id": 1, "renamed_field": "x"}]}

@@ -35,11 +35,9 @@ B = TypeVar("B", bound=BaseModel)
 class CommandError(Exception):
     """The operation failed; `message` is the sentence the user reads."""
 
-    def __init__(self, message: str, *, status: int | None = None, error: str | None = None) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.status = status
-        self.error = error
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +90,31 @@ class Call(Generic[M]):
 
 @dataclass(frozen=True, slots=True)
 class Answer(Generic[M]):
-    document: dict[str, Any]
-    model: M
+    """The API's JSON document, and the response model it reads as (checked when first needed)."""
 
-    def show(self, *, as_json: bool, render: Callable[[M], None]) -> M:
+    document: dict[str, Any]
+    kind: type[M]
+    parsed: M | None = None
+
+    @property
+    def model(self) -> M:
+        if self.parsed is not None:
+            return self.parsed
+        try:
+            return self.kind.model_validate(self.document)
+        except ValidationError:
+            # A service of another haunt-fm version: its document still prints with --json.
+            raise fail(
+                "the service answered with a document this command can't read (a different haunt-fm "
+                "version?); --json prints it as it is."
+            ) from None
+
+    def show(self, *, as_json: bool, render: Callable[[M], None]) -> None:
         """Print the API's JSON document (`--json`), or `render` the model for a person."""
         if as_json:
             print_json(self.document)
         else:
             render(self.model)
-        return self.model
 
 
 def in_transaction(
@@ -141,8 +154,8 @@ class LocalBackend:
             try:
                 model = await call.local(Local(runtime))
             except AppError as exc:
-                raise CommandError(exc.message, status=exc.status_code, error=exc.error) from None
-        return Answer(model.model_dump(mode="json"), model)
+                raise CommandError(exc.message) from None
+        return Answer(model.model_dump(mode="json"), call.model, model)
 
 
 class RemoteBackend:
@@ -167,9 +180,9 @@ class RemoteBackend:
                 response = await http.request(
                     call.method, self.base_url + call.path, params=params, json=body, headers=headers
                 )
-            except httpx.TimeoutException:
+            except httpx.ReadTimeout:
                 raise CommandError(
-                    f"haunt-fm at {self.base_url} did not answer within {call.timeout:.0f} s."
+                    f"haunt-fm at {self.base_url} did not answer within {call.timeout or 0:.0f} s."
                 ) from None
             except httpx.HTTPError as exc:
                 reason = str(exc) or type(exc).__name__
@@ -186,21 +199,13 @@ class RemoteBackend:
         if response.status_code >= 400:
             # Query parameters are the command's options of the same name (`limit` -> `--limit`).
             options = {**{k: "--" + k.replace("_", "-") for k in call.params}, **call.options}
-            raise CommandError(self._error_message(response, document, options), status=response.status_code)
+            raise CommandError(self._error_message(response, document, options))
         if not isinstance(document, dict):
             raise CommandError(
                 f"{self.base_url} did not answer like haunt-fm (HTTP {response.status_code}, "
                 f"{response.headers.get('content-type', 'no content type')}); is --url / HAUNTFM_URL right?"
             )
-        try:
-            model = call.model.model_validate(document)
-        except ValidationError:
-            version = response.headers.get("server", "")
-            raise CommandError(
-                f"haunt-fm at {self.base_url} answered {call.method} {call.path} with a document this "
-                f"command can't read (a different haunt-fm version? {version}); --json prints it as it is."
-            ) from None
-        return Answer(document, model)
+        return Answer(document, call.model)
 
     def _token_message(self) -> str:
         if self.settings.api_token is None:

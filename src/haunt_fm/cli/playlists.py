@@ -104,8 +104,10 @@ def playlist(
         listen=True,
         options=OPTIONS,
     )
-    result = execute(ctx, call).show(as_json=as_json, render=lambda doc: render(doc, console()))
-    if result.playback.requested and result.playback.status == "failed":
+    answer = execute(ctx, call)
+    answer.show(as_json=as_json, render=lambda doc: render(doc, console()))
+    playback = answer.document.get("playback") or {}
+    if playback.get("requested") and playback.get("status") == "failed":
         raise typer.Exit(code=EXIT_USAGE)
 
 
