@@ -3,6 +3,7 @@ something, and no migration chatter unless asked for."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,21 @@ def _commands(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 COMMANDS = dict(_commands(typer.main.get_command(app)))
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """The commands configure logging for their process; in-process here, put it back afterwards
+    (CliRunner's stderr is closed once a command returns)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    loggers = ("httpx", "httpcore", "alembic", "alembic.runtime.plugins")
+    named = {name: logging.getLogger(name).level for name in loggers}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in named.items():
+        logging.getLogger(name).setLevel(saved)
 
 
 def _help(*args: str) -> str:
