@@ -1,4 +1,9 @@
-"""Shared helpers for the benchmarks: start a real `haunt-fm serve` on a temp data dir."""
+"""Shared helpers for the benchmarks: a hermetic environment, a migrated embedded database,
+and a real `haunt-fm serve` on a temp data dir.
+
+Importing this module makes the benchmark hermetic: the caller's HAUNTFM_* variables and
+the project's `.env` apply neither here nor in the processes a benchmark starts.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # benchmarks use the loopback stand-ins and helpers in tests/
+
+from tests.support.env import clean_environ, make_hermetic  # noqa: E402
+
+make_hermetic()
 
 
 @contextlib.contextmanager
@@ -45,22 +55,35 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 @contextlib.contextmanager
+def migrated_database(prefix: str) -> Iterator[tuple[str, Path]]:
+    """An embedded PostgreSQL in a new temporary directory, schema at head: (its URL, the directory)."""
+    from haunt_fm.db.embedded import EmbeddedPostgres
+    from haunt_fm.db.migrate import upgrade
+
+    with temp_dir(prefix) as tmp:
+        server = EmbeddedPostgres(tmp / "pg")
+        url = server.start()
+        try:
+            upgrade(url)
+            yield url, Path(tmp)
+        finally:
+            server.stop()
+
+
+@contextlib.contextmanager
 def running_service(
     extra_env: dict[str, str] | None = None, *, data_dir: Path | None = None
 ) -> Iterator[str]:
     """`haunt-fm serve` on the embedded database in a temporary data dir; yields its base URL."""
     port = free_port()
     with temp_dir() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
-        env.update(
-            {
-                "HAUNTFM_DATA_DIR": str(data_dir or Path(tmp) / "data"),
-                "HAUNTFM_EMBEDDING_WORKER_ENABLED": "false",
-                "HAUNTFM_PREVIEW_WORKER_ENABLED": "false",
-                "HAUNTFM_LOG_LEVEL": "WARNING",
-            }
+        env = clean_environ(
+            HAUNTFM_DATA_DIR=str(data_dir or Path(tmp) / "data"),
+            HAUNTFM_EMBEDDING_WORKER_ENABLED="false",
+            HAUNTFM_PREVIEW_WORKER_ENABLED="false",
+            HAUNTFM_LOG_LEVEL="WARNING",
+            **(extra_env or {}),
         )
-        env.update(extra_env or {})
         exe = Path(sys.executable).parent / "haunt-fm"
         proc = subprocess.Popen(
             [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -29,12 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import percentile, temp_dir  # noqa: E402
+from _common import migrated_database, percentile  # noqa: E402
 from tests.fakes import FakeItunes, FakeLastfm, max_in_window  # noqa: E402
 
 from haunt_fm.config import Settings  # noqa: E402
-from haunt_fm.db.embedded import EmbeddedPostgres  # noqa: E402
-from haunt_fm.db.migrate import upgrade  # noqa: E402
 from haunt_fm.db.session import create_engine, create_session_factory  # noqa: E402
 from haunt_fm.pipeline.discovery import service as discovery  # noqa: E402
 from haunt_fm.pipeline.listens.schemas import ListenIn  # noqa: E402
@@ -162,21 +160,15 @@ def main() -> None:
     parser.add_argument("--itunes-per-minute", type=float, default=120.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with temp_dir("haunt-fm-bench-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        url = server.start()
-        try:
-            upgrade(url)
-            ok = asyncio.run(
-                run(
-                    url,
-                    seconds=args.seconds,
-                    lastfm_per_second=args.lastfm_per_second,
-                    itunes_per_minute=args.itunes_per_minute,
-                )
+    with migrated_database("haunt-fm-bench-discovery-") as (url, _tmp):
+        ok = asyncio.run(
+            run(
+                url,
+                seconds=args.seconds,
+                lastfm_per_second=args.lastfm_per_second,
+                itunes_per_minute=args.itunes_per_minute,
             )
-        finally:
-            server.stop()
+        )
     sys.exit(0 if ok else 1)
 
 

@@ -29,11 +29,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from _common import temp_dir
+from _common import migrated_database
 from recommend import PROFILE, Service, World, load  # bench/recommend.py: the shared library loader
-
-from haunt_fm.db.embedded import EmbeddedPostgres
-from haunt_fm.db.migrate import upgrade
 
 TOTAL = 50
 KNOWN_PCT = 30
@@ -124,17 +121,11 @@ def main() -> None:
     t0 = time.perf_counter()
     world = World(args.tracks)
     print(f"generated {args.tracks:,} vectors in {time.perf_counter() - t0:.1f} s")
-    with temp_dir("haunt-fm-bench-playlist-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg")
-        url = pg.start()
-        try:
-            upgrade(url)
-            figures = asyncio.run(load(url, world))
-            print(f"loaded in {figures['load_s']:.1f} s, HNSW built in {figures['index_s']:.1f} s")
-            with Service(url, Path(tmp) / "data") as svc:
-                result = asyncio.run(measure(svc.url, world, requests=args.requests))
-        finally:
-            pg.stop()
+    with migrated_database("haunt-fm-bench-playlist-") as (url, tmp):
+        figures = asyncio.run(load(url, world))
+        print(f"loaded in {figures['load_s']:.1f} s, HNSW built in {figures['index_s']:.1f} s")
+        with Service(url, tmp / "data") as svc:
+            result = asyncio.run(measure(svc.url, world, requests=args.requests))
 
     print(
         f"\nPOST /api/playlists/generate total_tracks={TOTAL} known_pct={KNOWN_PCT}, {args.tracks:,} tracks,"

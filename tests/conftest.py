@@ -4,6 +4,7 @@ and the app served by uvicorn on 127.0.0.1 (tests talk real HTTP to it)."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -14,21 +15,48 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-# Tests configure the service explicitly; nothing from the developer's shell leaks in.
-for _key in [k for k in os.environ if k.startswith("HAUNTFM_")]:
-    del os.environ[_key]
+from tests.support.env import make_hermetic
 
+# Tests configure the service explicitly: nothing from the developer's shell or the project's
+# `.env` leaks in, here or in the processes tests start (they inherit this environment).
+make_hermetic()
+
+from haunt_fm import models  # noqa: E402, F401  - registers every table in Base.metadata
 from haunt_fm.app import create_app  # noqa: E402
 from haunt_fm.config import Settings  # noqa: E402
+from haunt_fm.db.base import Base  # noqa: E402
 from haunt_fm.db.embedded import EmbeddedPostgres  # noqa: E402
 from haunt_fm.db.migrate import upgrade  # noqa: E402
 from haunt_fm.db.session import create_engine, create_session_factory  # noqa: E402
 from tests.support.live_server import LiveServer  # noqa: E402
 
-_TABLES = (
-    "playlist_tracks, playlists, feedback, listen_events, track_similarities, track_embeddings, "
-    "text_embeddings, worker_states, app_state, speaker_mappings, tracks, profiles, jobs, rate_limits"
-)
+# Every table the models declare (alembic_version is not one of them), so a new table is
+# reset between tests without anyone remembering to list it here.
+_TABLES = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+
+
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each run gets its own base temporary directory (unless --basetemp says otherwise).
+
+    Run as root, the embedded PostgreSQL runs as its own OS user, which must traverse the
+    folders above its data directory. Under the shared /tmp/pytest-of-<user>, any other
+    pytest session starting on the machine resets that folder to 0700 and the running
+    server loses its data directory mid-run ("could not stat data directory").
+    """
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="haunt-fm-tests-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove our own base temporary directory after a passing run (kept to look at otherwise)."""
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def reachable(path: Path) -> Path:
@@ -92,6 +120,8 @@ def make_settings(tmp_path: Path, pg_url: str, **overrides: Any) -> Settings:
         "lastfm_api_key": None,
         "ha_url": None,
         "ha_token": None,
+        # PyTorch unless a test asks for ONNX: an export costs seconds per fresh data dir.
+        "embedding_runtime": "torch",
     }
     base.update(overrides)
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
@@ -132,3 +162,21 @@ def tiny_clap_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.tiny_clap import build_tiny_clap  # torch import only when a test needs it
 
     return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap"))
+
+
+@pytest.fixture(scope="session")
+def onnx_model_cache(tiny_clap_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model cache with the tiny model's ONNX towers exported, gated and timed (copy it to change it)."""
+    from haunt_fm.pipeline.embeddings.model import ClapEmbedder
+
+    root = tmp_path_factory.mktemp("onnx_model_cache")
+    ClapEmbedder.load(str(tiny_clap_dir), cache_dir=root, torch_threads=2, runtime="auto")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_clap_collapsed_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint with a collapsed text tower (same audio tower): every text, one vector."""
+    from tests.support.tiny_clap import build_tiny_clap
+
+    return build_tiny_clap(tmp_path_factory.mktemp("tiny_clap_collapsed"), collapsed_text=True)

@@ -1,4 +1,5 @@
-"""Background loops that run inside `serve`: preview lookup, the embedding worker, and jobs."""
+"""Background loops that run inside `serve`: preview lookup, the embedding worker, tags, radios,
+and jobs (scheduled discovery, reconciliation from Home Assistant's history, ...)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,26 @@ def start(app: FastAPI, runtime: Runtime) -> list[asyncio.Task[None]]:
         )
         app.state.preview_lookup = lookup
         tasks.append(asyncio.create_task(lookup.run_forever(), name="preview-lookup"))
+    # Radio: keeps each active radio ahead of its listener (pipeline/radio/tasks.py).
+    from haunt_fm.pipeline.radio.tasks import RadioRunner
+    from haunt_fm.pipeline.recommendations.vibe import get_vibe_encoder_for
+
+    radio = RadioRunner(
+        settings=settings,
+        sessions=runtime.sessions,
+        vibe_encoder=lambda: get_vibe_encoder_for(app.state),
+        wakeups=runtime.wakeups,
+    )
+    app.state.radio_runner = radio
+    tasks.append(asyncio.create_task(radio.run_forever(), name="radio"))
+    if settings.lastfm_configured:
+        from haunt_fm.pipeline.tags.tasks import TagFetcher
+
+        fetcher = TagFetcher(
+            settings=settings, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
+        )
+        app.state.tag_fetcher = fetcher
+        tasks.append(asyncio.create_task(fetcher.run_forever(), name="tags"))
     from haunt_fm.worker.jobs import job_runner
 
     runner = job_runner(runtime)

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from haunt_fm.config import Settings
 
@@ -31,6 +31,12 @@ async def get_autocommit(request: Request) -> AsyncIterator[AsyncConnection]:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    """For endpoints that commit in steps of their own (never across a call to an outside service)."""
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    return factory
+
+
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -41,3 +47,4 @@ def get_settings_dep(request: Request) -> Settings:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 AutocommitDep = Annotated[AsyncConnection, Depends(get_autocommit, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]

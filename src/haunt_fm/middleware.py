@@ -85,24 +85,34 @@ class RequestGuardMiddleware:
     - Text that PostgreSQL cannot store (NUL, lone surrogates) in the path, the query or a
       body answers 422 here, once, instead of a database error deep in some handler.
     - Empty query parameters (`?profile=&limit=`) read as omitted, as API.md writes them.
+    - `streamed` paths (uploads: path -> their own size cap) are handed on unread: their
+      endpoint streams the body and enforces the cap, and checks what it stores itself.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES, streamed: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = dict(streamed or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        stream_cap = self.streamed.get(scope.get("path", "")) if scope.get("method") == "POST" else None
+        cap = self.max_bytes if stream_cap is None else stream_cap
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
-                    await _send_json(send, 413, {"detail": self._too_large(), "error": "payload_too_large"})
+                if declared > cap:
+                    detail = (
+                        self._too_large() if stream_cap is None else f"The upload is larger than {cap} bytes."
+                    )
+                    await _send_json(send, 413, {"detail": detail, "error": "payload_too_large"})
                     return
         query = scope.get("query_string", b"")
         if query:
@@ -123,7 +133,7 @@ class RequestGuardMiddleware:
         if _BAD_URL_TEXT.search(scope.get("path", "")):
             await _send_json(send, 422, {"detail": _UNSTORABLE, "error": "invalid"})
             return
-        if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE"):
+        if scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE") or stream_cap is not None:
             await self.app(scope, receive, send)
             return
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.env import clean_environ
 
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 # Where a remote-mode command would find a database if it wrongly looked for one: nothing listens.
@@ -17,8 +18,8 @@ NO_DATABASE = "postgresql://nobody:pw@127.0.0.1:1/none"
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without any HAUNTFM_ setting, plus the settings the app under test has."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    """The caller's environment without HAUNTFM_ settings or env file, plus the app under test's settings."""
+    env = clean_environ()
     env.update(
         {
             "HAUNTFM_EMBEDDING_WORKER_ENABLED": "false",

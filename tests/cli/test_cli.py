@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,11 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.env import clean_environ
+
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env.update({"HAUNTFM_EMBEDDING_WORKER_ENABLED": "false", "HAUNTFM_PREVIEW_WORKER_ENABLED": "false"})
     env.update(extra)
     return env
@@ -124,12 +125,12 @@ def test_serve_on_the_embedded_database_second_serve_refused_sigterm_stops_it(tm
             text=True,
         )
         try:
-            for _ in range(100):
-                workers = httpx.get(url + "/api/status", timeout=5).json()["worker"]["workers"]
-                if workers:
-                    break
+            # A liveness bound, not a speed check: a worker starting on a busy machine takes its time.
+            deadline = time.monotonic() + 120
+            while not httpx.get(url + "/api/status", timeout=5).json()["worker"]["workers"]:
+                assert worker.poll() is None, worker.communicate()[1]
+                assert time.monotonic() < deadline, "the attached worker never reported"
                 time.sleep(0.1)
-            assert workers, "the attached worker never reported"
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(timeout=60)
@@ -188,3 +189,45 @@ def test_settings_never_show_secrets() -> None:
     text = repr(s) + str(s) + s.model_dump_json()
     for secret in ("tok-123", "key-456", "ha-789", "pw-000"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["serve"],
+        ["worker"],
+        ["db", "upgrade"],
+        ["discover"],
+        ["playlist", "--tracks", "3", "--vibe", "chill"],
+    ],
+)
+def test_the_retired_text_model_setting_stops_every_command(args: list[str], tmp_path: Path) -> None:
+    out = subprocess.run(
+        [EXE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(
+            HAUNTFM_CLAP_TEXT_MODEL="laion/larger_clap_general",
+            HAUNTFM_DATA_DIR=str(tmp_path / "data"),
+            HAUNTFM_LASTFM_API_KEY="k",
+        ),
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: HAUNTFM_CLAP_TEXT_MODEL is retired")
+    assert "HAUNTFM_CLAP_MODEL" in lines[0] and "laion/larger_clap_general" in lines[0]
+    # It stopped before anything started: no database was created.
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_blank_text_model_setting_is_no_setting(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [EXE, "worker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(HAUNTFM_CLAP_TEXT_MODEL="  ", HAUNTFM_DATA_DIR=str(tmp_path / "data")),
+    )
+    assert out.returncode == 1 and "retired" not in out.stderr
+    assert "Start `haunt-fm serve` on this machine first" in out.stderr

@@ -86,11 +86,25 @@ async def test_tables_for_people(mode: tuple[Mode, httpx.AsyncClient], db: Facto
 
     status = await cli.run("status")
     assert status.code == 0, status.err
-    assert "Embedding worker: disabled" in status.out and "Profiles" in status.out
+    # The vibe cached for the world comes with a live worker that checked its text tower.
+    assert "Embedding worker: idle (model " in status.out and "Profiles" in status.out
     assert status.err == ""
 
+    async with db() as session, session.begin():
+        await session.execute(
+            text("UPDATE listen_events SET skipped = true WHERE id = (SELECT max(id) FROM listen_events)")
+        )
     recent = await cli.run("recent")
     assert recent.code == 0 and "Recent listens" in recent.out and "webhook" in recent.out
+    # The newest listen, cut short: the first row says so.
+    rows = [line for line in recent.out.splitlines() if "webhook" in line]
+    assert "skipped" in rows[0] and not any("skipped" in row for row in rows[1:])
+
+    # `recommend` built the taste: its tastes show with the profile.
+    profile = await cli.run("profiles", "show", "default")
+    assert profile.code == 0 and "taste 1: " in profile.out and "of the listening" in profile.out
+    listed = await cli.run("profiles", "list")
+    assert "tastes" in listed.out and "100%" in listed.out
 
 
 async def test_changes_and_errors(mode: tuple[Mode, httpx.AsyncClient], db: Factory) -> None:
@@ -237,6 +251,7 @@ async def test_remote_that_is_not_there(tmp_path: Path) -> None:
         (["db", "upgrade"], "db upgrade"),
         (["serve"], "serve"),
         (["worker"], "worker"),
+        (["backfill", "--since", "2026-01-01"], "backfill"),
     ],
 )
 async def test_local_only_commands_say_so(args: list[str], named: str, tmp_path: Path) -> None:
@@ -245,7 +260,7 @@ async def test_local_only_commands_say_so(args: list[str], named: str, tmp_path:
     assert flag.code == 2
     assert f"`haunt-fm {named}` only runs on the machine with the database" in flag.err
     assert "drop --url" in flag.err
-    if args[0] == "db":
+    if args[0] in ("db", "backfill"):
         env = cli_env(HAUNTFM_URL="http://127.0.0.1:1", HAUNTFM_DATA_DIR=str(tmp_path / "data"))
         from_env = await run(*args, env=env, cwd=tmp_path)
         assert from_env.code == 2 and "HAUNTFM_URL is set (http://127.0.0.1:1)" in from_env.err

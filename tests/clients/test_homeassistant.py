@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -238,3 +241,120 @@ async def test_credentials_in_the_url_never_appear_in_errors() -> None:
     await client.aclose()
     assert "hunter2" not in str(info.value) and "token-xyz" not in str(info.value)
     assert "http://127.0.0.1:1" in str(info.value)
+
+
+# -- history (GET /api/history/period/<start>) -----------------------------------------------
+
+
+def _playing(title: str, content_id: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "friendly_name": "Kitchen stereo",
+        "app_id": "music_assistant",
+        "media_title": title,
+        "media_artist": "Sigur Rós",
+        "media_content_id": content_id,
+        "media_duration": 273.48,
+        **extra,
+    }
+
+
+async def test_posted_states_are_recorded_like_the_recorder(ha: FakeHomeAssistant) -> None:
+    """POST /api/states sets a state as Home Assistant does: 201 new, 200 changed, times kept."""
+    kitchen = "media_player.kitchen_stereo_2"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=ha.url, headers=headers) as http:
+        first = await http.post(
+            f"/api/states/{kitchen}", json={"state": "off", "attributes": {"app_id": "x"}}
+        )
+        assert first.status_code == 201
+        playing = await http.post(
+            f"/api/states/{kitchen}", json={"state": "playing", "attributes": _playing("Glósóli", "c1")}
+        )
+        assert playing.status_code == 200
+        next_track = await http.post(
+            f"/api/states/{kitchen}", json={"state": "playing", "attributes": _playing("Hoppípolla", "c2")}
+        )
+        body = next_track.json()
+        # A track change keeps last_changed (the state stayed "playing") and moves last_updated.
+        assert body["last_changed"] == playing.json()["last_changed"]
+        assert body["last_updated"] > body["last_changed"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", body["last_updated"])
+        bad = await http.post(f"/api/states/{kitchen}", json={"attributes": {}})
+        assert bad.status_code == 400 and bad.json() == {"message": "No state specified."}
+    assert [s["state"] for s in ha.recorded[kitchen]] == ["off", "playing", "playing"]
+
+
+async def test_history_reads_track_changes_while_playing(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    kitchen = "media_player.kitchen_stereo_2"
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    ha.set_state(kitchen, "off", {"friendly_name": "Kitchen stereo"})
+    ha.set_state(kitchen, "playing", _playing("Glósóli", "c1"))
+    ha.set_state(kitchen, "playing", _playing("Hoppípolla", "c2"))
+    ha.set_state(kitchen, "playing", _playing("Hoppípolla", "c2", volume_level=0.4))
+    end = datetime.now(UTC) + timedelta(seconds=1)
+    (states,) = await client.history([kitchen], start=start, end=end)
+    assert [(s["state"], s["attributes"].get("media_title")) for s in states] == [
+        ("off", None),
+        ("playing", "Glósóli"),
+        ("playing", "Hoppípolla"),
+        ("playing", "Hoppípolla"),
+    ]
+    assert all(s["entity_id"] == kitchen for s in states)
+    # Home Assistant's default, significant changes only, would hide the track change.
+    (significant,) = await client.history([kitchen], start=start, end=end, significant_changes_only=True)
+    assert [s["attributes"].get("media_title") for s in significant] == [None, "Glósóli"]
+    # The end time travelled as %2B00:00: the stand-in, like Home Assistant, refuses a bare `+`.
+    request = next(r for r in ha.requests if r.path.startswith("/api/history/period/"))
+    assert request.query["end_time"].endswith("+00:00")
+    assert request.query["significant_changes_only"] == "0"
+
+
+async def test_history_window_starts_with_the_state_at_its_start(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    kitchen = "media_player.kitchen_stereo_2"
+    ha.set_state(kitchen, "playing", _playing("Glósóli", "c1"))
+    start = datetime.now(UTC) + timedelta(milliseconds=5)
+    await asyncio.sleep(0.01)
+    answer = await client.history(
+        [kitchen, STUDY, "media_player.nowhere"], start=start, end=start + timedelta(minutes=1)
+    )
+    # One list per entity that has a state; each starts with its state at the window's start.
+    assert [[s["entity_id"] for s in states] for states in answer] == [[kitchen], [STUDY]]
+    (kitchen_state,) = answer[0]
+    assert kitchen_state["attributes"]["media_title"] == "Glósóli"
+    assert datetime.fromisoformat(kitchen_state["last_changed"]) == start  # moved up to the start
+    assert datetime.fromisoformat(kitchen_state["last_updated"]) == start
+    assert await client.history([], start=start, end=start + timedelta(minutes=1)) == []
+
+
+async def test_history_errors_are_typed(client: HomeAssistantClient, ha: FakeHomeAssistant) -> None:
+    start = datetime.now(UTC) - timedelta(hours=1)
+    with pytest.raises(HomeAssistantError, match="Invalid filter_entity_id") as info:
+        await client.history(["not an entity"], start=start, end=start + timedelta(minutes=5))
+    assert info.value.transient is False
+    ha.inject(Fault(503, "", "text/plain"), Fault(502, "", "text/plain"), Fault(503, "", "text/plain"))
+    with pytest.raises(HomeAssistantUnavailable):
+        await client.history([STUDY], start=start, end=start + timedelta(minutes=5))
+    ha.inject(Fault(200, "{}", "application/json"))
+    with pytest.raises(HomeAssistantError, match="unexpected shape"):
+        await client.history([STUDY], start=start, end=start + timedelta(minutes=5))
+
+
+async def test_the_stand_in_answers_history_like_home_assistant(ha: FakeHomeAssistant) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    start = "2026-11-30T15:00:00"
+    async with httpx.AsyncClient(base_url=ha.url, headers=headers) as http:
+        missing = await http.get(f"/api/history/period/{start}%2B00:00")
+        assert missing.status_code == 400 and missing.json() == {"message": "filter_entity_id is missing"}
+        # A bare `+` in the query reads as a space.
+        bare = await http.get(
+            f"/api/history/period/{start}%2B00:00?filter_entity_id={STUDY}&end_time=2026-11-30T16:00:00+00:00"
+        )
+        assert bare.status_code == 400 and bare.json() == {"message": "Invalid end_time"}
+        bad_start = await http.get(f"/api/history/period/yesterday?filter_entity_id={STUDY}")
+        assert bad_start.status_code == 400 and bad_start.json() == {"message": "Invalid datetime"}
+        future = await http.get(f"/api/history/period/2999-01-01T00:00:00%2B00:00?filter_entity_id={STUDY}")
+        assert future.json() == []

@@ -51,21 +51,39 @@ def itunes() -> Iterator[FakeItunes]:
         yield fake
 
 
-async def test_lastfm_client_never_exceeds_the_shared_rate_as_seen_by_the_server(
-    lastfm: FakeLastfm, db: Any
-) -> None:
+class RecordingLimiter(StepLimiter):
+    """A limiter on a fake clock that remembers every slot it handed out."""
+
+    def __init__(self, rate: float, per: float) -> None:
+        self.clock = FakeClock()
+        super().__init__(rate, per, clock=self.clock, sleep=self.clock.sleep)
+        self.released: list[float] = []
+
+    async def acquire(self) -> float:
+        slot = await super().acquire()
+        self.released.append(slot)
+        return slot
+
+
+async def test_every_lastfm_request_takes_a_slot_retries_included(lastfm: FakeLastfm) -> None:
+    # Request spacing is judged on the limiter's schedule, not on arrival times a busy machine
+    # can squeeze together; what the server adds is the count: every request it saw, retries
+    # included, went through the limiter.
     lastfm.reset()
     rate, calls = 25.0, 31
-    limiter = shared_limiter("lastfm", rate=rate, per=1.0, sessions=db)
-    async with LastfmClient(KEY, lastfm.api_url, limiter=limiter) as client:
+    limiter = RecordingLimiter(rate, 1.0)
+    lastfm.fail_next(11)  # one "service temporarily unavailable": retried, so one request more
+    async with LastfmClient(
+        KEY, lastfm.api_url, limiter=limiter, sleep=limiter.clock.sleep, retry=RetryPolicy(jitter=0)
+    ) as client:
         results = await asyncio.gather(
             *(client.get_similar(f"Artist {i}", "Song", limit=3) for i in range(calls))
         )
     assert all(len(r.tracks) == 3 for r in results)
-    arrivals = lastfm.arrival_times()
-    assert len(arrivals) == calls
-    # Arrival times carry network jitter; a 20 ms allowance still catches any burst.
-    assert max_in_window(arrivals, 1.0 - 0.02) <= rate
+    assert len(lastfm.arrival_times()) == calls + 1
+    assert len(limiter.released) == calls + 1
+    assert max_in_window(limiter.released, 1.0 - 1e-9) <= rate
+    assert limiter.released[:calls] == pytest.approx([100.0 + i / rate for i in range(calls)])
 
 
 async def test_server_side_limit_is_respected_without_a_single_rate_error(
@@ -73,22 +91,21 @@ async def test_server_side_limit_is_respected_without_a_single_rate_error(
 ) -> None:
     lastfm.reset()
     lastfm.max_per_second = 25  # the fake answers error 29 beyond this
-    limiter = shared_limiter("lastfm", rate=20, per=1.0, sessions=db)
+    limiter = shared_limiter("lastfm", rate=20, per=1.0, sessions=db)  # the production limiter
     async with LastfmClient(KEY, lastfm.api_url, limiter=limiter) as client:
         await asyncio.gather(*(client.get_similar(f"Band {i}", "Tune", limit=1) for i in range(15)))
     assert [r.status for r in lastfm.requests] == [200] * 15
 
 
-async def test_itunes_client_never_exceeds_the_shared_rate(itunes: FakeItunes, db: Any) -> None:
+async def test_every_itunes_search_takes_a_slot(itunes: FakeItunes) -> None:
     itunes.reset()
     itunes.add_track("Daft Punk", "Get Lucky")
-    limiter = shared_limiter("itunes", rate=1200.0, per=60.0, sessions=db)  # ~ one every 50 ms
-    async with ItunesClient(itunes.url, limiter=limiter) as client:
+    limiter = RecordingLimiter(1200.0, 60.0)  # one every 50 ms
+    async with ItunesClient(itunes.url, limiter=limiter, sleep=limiter.clock.sleep) as client:
         await asyncio.gather(*(client.search(f"daft punk {i}") for i in range(12)))
-    arrivals = sorted(itunes.arrival_times("/search"))
-    assert len(arrivals) == 12
-    # 1200 a minute is 10 per half second; arrival times carry a little network jitter.
-    assert max_in_window(arrivals, 0.5 - 0.02) <= 10
+    assert len(itunes.arrival_times("/search")) == 12
+    assert limiter.released == pytest.approx([100.0 + 0.05 * i for i in range(12)])
+    assert max_in_window(limiter.released, 0.5 - 1e-9) <= 10
 
 
 # -- retry ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from haunt_fm.db.session import to_async_url
+from tests.support.env import clean_environ
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -217,7 +218,7 @@ def test_image_check_passes_only_arguments_the_dockerfile_declares() -> None:
 
 
 def _service_env(database_url: str | None, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["HAUNTFM_DATA_DIR"] = str(tmp_path / "data")
     env["HAUNTFM_EMBEDDING_WORKER_ENABLED"] = "false"

@@ -48,10 +48,18 @@ def test_every_endpoint_it_calls_is_in_the_contract() -> None:
     called = set()
     for line in body.splitlines():
         if "curl" in line or "`GET" in line or "`POST" in line or "`DELETE" in line or "`PUT" in line:
-            called.update(m.group(1) for m in re.finditer(r"(/(?:api/[a-z0-9_/{}-]+|health))", line))
+            called.update(m.group(1) for m in re.finditer(r"(/(?:api/[a-z0-9_./{}-]+|health))", line))
     contract = {path for _, path in _readme_endpoints()}
     assert _api_md() is not None
     assert called, "the skill shows how to call the API"
-    assert {_normalise(re.sub(r"/(antialias|default)(?=/|$)", "/{}", p)) for p in called} <= contract
-    for needed in ("/api/playlists/generate", "/api/feedback", "/api/recommendations", "/api/profiles"):
+    # Path parameters in the examples: profile names and speaker entity ids.
+    named = r"/(antialias|default|media_player\.[a-z0-9_]+)(?=/|$)"
+    assert {_normalise(re.sub(named, "/{}", p)) for p in called} <= contract
+    for needed in (
+        "/api/playlists/generate",
+        "/api/feedback",
+        "/api/recommendations",
+        "/api/profiles",
+        "/api/radio",
+    ):
         assert needed in {_normalise(p) for p in called}

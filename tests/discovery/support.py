@@ -122,8 +122,9 @@ async def rows(sessions: async_sessionmaker[AsyncSession], sql: str, **params: A
         return [dict(r) for r in (await session.execute(text(sql), params)).mappings()]
 
 
-async def wait_for(predicate: Any, *, seconds: float = 10.0, every: float = 0.05) -> None:
-    """Await `predicate()` (async, truthy) until it holds or `seconds` pass."""
+async def wait_for(predicate: Any, *, seconds: float = 60.0, every: float = 0.05) -> None:
+    """Await `predicate()` (async, truthy) until it holds, failing after `seconds` (a liveness
+    bound for a busy machine, not a speed check)."""
     import asyncio
     import time
 

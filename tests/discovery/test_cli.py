@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.discovery.support import LASTFM_KEY, listen, rows
 from tests.fakes import FakeLastfm
+from tests.support.env import clean_environ
 
 EXE = Path(sys.executable).parent / "haunt-fm"
 
@@ -42,7 +42,7 @@ async def test_cli_discover_prints_progress_and_results(
     async with httpx.AsyncClient(base_url=serve(), timeout=30) as http:
         await listen(http, "Radiohead", "Karma Police")
         await listen(http, "Portishead", "Roads", minutes=1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env |= {
         "HAUNTFM_DATABASE_URL": pg_url,
         "HAUNTFM_DATA_DIR": str(tmp_path / "cli-data"),

@@ -8,13 +8,10 @@ model is a tiny random CLAP checkpoint loaded through the real code path.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
+import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -24,16 +21,10 @@ from tests.fakes.homeassistant import FakeHomeAssistant
 from tests.fakes.itunes import FakeItunes
 from tests.fakes.lastfm import FakeLastfm
 from tests.support.audio import make_aac_m4a
+from tests.support.serve_process import serve_process
 
-EXE = str(Path(sys.executable).parent / "haunt-fm")
 SEEDS = [("Radiohead", "Paranoid Android"), ("Portishead", "Roads"), ("Massive Attack", "Teardrop")]
 SIMILAR = 6  # candidates per seed
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -58,43 +49,33 @@ def world(tmp_path: Path) -> Iterator[dict[str, object]]:
 
 
 @pytest.fixture
-def service(world: dict[str, object], tiny_clap_dir: Path, tmp_path: Path) -> Iterator[str]:
+def service(
+    world: dict[str, object], tiny_clap_dir: Path, onnx_model_cache: Path, tmp_path: Path
+) -> Iterator[str]:
     lastfm, itunes, ha = world["lastfm"], world["itunes"], world["ha"]
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
-    env.update(
-        HAUNTFM_DATA_DIR=str(tmp_path / "data"),
-        HAUNTFM_LASTFM_API_KEY="lfm-key",
-        HAUNTFM_LASTFM_API_URL=lastfm.api_url,  # type: ignore[attr-defined]
-        HAUNTFM_ITUNES_API_URL=itunes.url,  # type: ignore[attr-defined]
-        HAUNTFM_ITUNES_RATE_PER_MINUTE="600",
-        HAUNTFM_HA_URL=ha.url,  # type: ignore[attr-defined]
-        HAUNTFM_HA_TOKEN="ha-token",
-        HAUNTFM_CLAP_MODEL=str(tiny_clap_dir),
-        HAUNTFM_EMBEDDING_WORKER_ENABLED="true",
-        HAUNTFM_EMBEDDING_INTERVAL_SECONDS="0.2",
-        HAUNTFM_TORCH_THREADS="1",
-    )
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            time.sleep(0.1)
+    # Audio through ONNX Runtime int8, from a cache already exported and verified (the
+    # export itself is tested in tests/embeddings/test_onnx_runtime.py).
+    models = shutil.copytree(onnx_model_cache, tmp_path / "models")
+    log = tmp_path / "serve.log"
+    with serve_process(
+        log,
+        data_dir=str(tmp_path / "data"),
+        lastfm_api_key="lfm-key",
+        lastfm_api_url=lastfm.api_url,  # type: ignore[attr-defined]
+        itunes_api_url=itunes.url,  # type: ignore[attr-defined]
+        itunes_rate_per_minute="600",
+        ha_url=ha.url,  # type: ignore[attr-defined]
+        ha_token="ha-token",
+        clap_model=str(tiny_clap_dir),
+        embedding_worker_enabled="true",
+        embedding_interval_seconds="0.2",
+        torch_threads="1",
+        model_cache_dir=str(models),
+        embedding_runtime="onnx-int8",
+    ) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
-        text = (tmp_path / "serve.log").read_text()
-        for secret in ("lfm-key", "ha-token"):
-            assert secret not in text, f"{secret} leaked into the log"
+    for secret in ("lfm-key", "ha-token"):
+        assert secret not in log.read_text(), f"{secret} leaked into the log"
 
 
 def _wait(client: httpx.Client, what: str, done: object, timeout: float = 90) -> dict:
@@ -115,10 +96,17 @@ def test_listen_to_playlist_on_the_speaker(service: str, world: dict[str, object
         assert (
             c.put("/api/profiles/antialias/speakers", json={"speakers": ["Study speaker"]}).status_code == 200
         )
-        for artist, title in SEEDS:
+        for n, (artist, title) in enumerate(SEEDS):
+            # Played through, five minutes apart (one right after another would be skips).
+            at = datetime.now(UTC) - timedelta(minutes=5 * (len(SEEDS) - n))
             r = c.post(
                 "/api/history/webhook",
-                json={"title": title, "artist": artist, "speaker_name": "Study speaker"},
+                json={
+                    "title": title,
+                    "artist": artist,
+                    "speaker_name": "Study speaker",
+                    "played_at": at.isoformat(),
+                },
             )
             assert r.status_code == 201 and r.json()["profile"] == "antialias"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,6 @@ def spy(embedder: ClapEmbedder, monkeypatch: pytest.MonkeyPatch) -> _Spy:
 
 def test_loads_tiny_model_from_local_dir(embedder: ClapEmbedder, tiny_clap_dir: Path) -> None:
     assert embedder.model_id == str(tiny_clap_dir)
-    assert embedder.text_model_id == str(tiny_clap_dir)
     assert embedder.embedding_dim == 512
     assert isinstance(PIPELINE_VERSION, int) and PIPELINE_VERSION >= 1
     assert torch.get_num_threads() == 2
@@ -83,23 +83,19 @@ def test_directory_without_weights_is_model_unavailable(tmp_path: Path) -> None:
     assert "could not be downloaded or found" in msg
 
 
-def test_wrong_text_model_names_its_variable(tiny_clap_dir: Path) -> None:
-    with pytest.raises(ModelUnavailable) as err:
-        ClapEmbedder.load(str(tiny_clap_dir), torch_threads=2, text_model="/nonexistent/text-model")
-    assert "HAUNTFM_CLAP_TEXT_MODEL" in str(err.value)
+def test_a_separate_text_model_can_not_be_loaded() -> None:
+    # Text from one checkpoint is noise against audio from another: there is no way to ask.
+    with pytest.raises(TypeError):
+        ClapEmbedder.load("/nonexistent", torch_threads=2, text_model="laion/larger_clap_general")  # type: ignore[call-arg]
 
 
-def test_separate_text_model_loads_real_weights(
+def test_a_copy_of_the_checkpoint_embeds_text_alike(
     embedder: ClapEmbedder, tiny_clap_dir: Path, tmp_path: Path
 ) -> None:
-    # Same weights under another name: a text-only load that silently left weights random
-    # would give different vectors.
-    copy = shutil.copytree(tiny_clap_dir, tmp_path / "text-model")
-    other = ClapEmbedder.load(str(tiny_clap_dir), torch_threads=2, text_model=str(copy))
-    assert other.text_model_id == str(copy)
-    assert type(other._text_model).__name__ == "ClapTextModelWithProjection"
+    # The text tower's weights really load (left random, they would give other vectors).
+    copy = ClapEmbedder.load(str(shutil.copytree(tiny_clap_dir, tmp_path / "copy")), torch_threads=2)
     texts = ["calm piano lullaby", "heavy metal guitar"]
-    np.testing.assert_allclose(other.embed_text(texts), embedder.embed_text(texts), atol=1e-6)
+    np.testing.assert_allclose(copy.embed_text(texts), embedder.embed_text(texts), atol=1e-6)
 
 
 def test_torch_threads_are_set(tiny_clap_dir: Path) -> None:
@@ -263,7 +259,7 @@ def test_embed_text_gives_unit_vectors(embedder: ClapEmbedder) -> None:
 def test_text_tower_check_passes_for_distinct_prompts(embedder: ClapEmbedder) -> None:
     ok, note = embedder.text_tower_check()
     assert ok is True
-    assert embedder.text_model_id in note
+    assert embedder.model_id in note and "ok" in note
 
 
 def test_text_tower_check_flags_collapse(embedder: ClapEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -274,4 +270,47 @@ def test_text_tower_check_flags_collapse(embedder: ClapEmbedder, monkeypatch: py
     monkeypatch.setattr(embedder, "embed_text", lambda texts: collapsed[: len(texts)])
     ok, note = embedder.text_tower_check()
     assert ok is False
-    assert "HAUNTFM_CLAP_TEXT_MODEL=laion/larger_clap_general" in note
+    assert "collapsed" in note and "HAUNTFM_CLAP_MODEL=laion/larger_clap_general" in note
+    assert "Last.fm tags" in note and "HAUNTFM_CLAP_TEXT_MODEL" not in note
+
+
+def test_inputs_prepared_beside_a_running_batch_embed_the_same(embedder: ClapEmbedder) -> None:
+    # How a worker overlaps: the next batch's features in one thread, the current batch's
+    # inference in another.
+    current = [_noise(30, seed=21), _tone(30, 330)]
+    following = [_tone(20, 550), _noise(12, seed=22)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(embedder.embed_inputs, embedder.audio_inputs(current))
+        prepared = pool.submit(embedder.audio_inputs, following)
+        first, inputs = running.result(), prepared.result()
+    assert inputs.windows == [2, 1] and inputs.input_features.shape[0] == 3
+    second = embedder.embed_inputs(inputs)
+    np.testing.assert_allclose(first.vectors, embedder.embed_audio(current).vectors, atol=1e-6)
+    np.testing.assert_allclose(second.vectors, embedder.embed_audio(following).vectors, atol=1e-6)
+    assert embedder.embed_inputs(embedder.audio_inputs([])).vectors.shape == (0, 512)
+
+
+def test_the_collapsed_tiny_model_fails_the_check_and_keeps_its_audio(
+    embedder: ClapEmbedder, tiny_clap_collapsed_dir: Path
+) -> None:
+    collapsed = ClapEmbedder.load(str(tiny_clap_collapsed_dir), torch_threads=2)
+    vecs = collapsed.embed_text(["heavy metal guitar", "calm piano lullaby", "jazz"])
+    assert float(np.min(vecs @ vecs.T)) > 0.999  # every text, one vector
+    ok, note = collapsed.text_tower_check()
+    assert ok is False and "collapsed" in note
+    # The audio tower is the healthy model's: the same preview, the same vector.
+    audio = [_tone(12.0, 440.0)]
+    np.testing.assert_allclose(
+        collapsed.embed_audio(audio).vectors, embedder.embed_audio(audio).vectors, atol=1e-6
+    )
+
+
+def test_a_zero_text_vector_fails_the_check_instead_of_crashing(
+    embedder: ClapEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(texts: list[str]) -> np.ndarray:
+        raise ValueError("embedding has zero or non-finite norm")
+
+    monkeypatch.setattr(embedder, "embed_text", broken)
+    ok, note = embedder.text_tower_check()
+    assert ok is False and "broken" in note

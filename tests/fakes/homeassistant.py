@@ -7,17 +7,30 @@
 Errors come back as Home Assistant writes them: plain-text `401: Unauthorized` and
 `400: Bad Request`, a bare 500 when a service raises (see `unresolvable`), 200 `[]` for a
 missing entity. Faults: `inject` (any route under /api), `fail_services_with_500`.
+
+States can also be set as a test (or Music Assistant) would on a real core, with
+`POST /api/states/<entity_id>` (`set_state` here), and every change is recorded for
+`GET /api/history/period/<start>` as Home Assistant's recorder answers it (core 2024.3,
+checked against a real one): one list per entity, oldest first; the first item is the
+entity's state at the window's start with its times moved up to the start; times with
+microseconds and `+00:00`; only state changes unless `significant_changes_only=0` (a track
+change while playing is an attribute change); a window of one day without `end_time`; a bare
+`+` in `end_time` reads as a space and answers 400 `Invalid end_time`; no `filter_entity_id`:
+400 `filter_entity_id is missing`. `clock` sets the time the fake stamps changes with.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import re
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -57,6 +70,30 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+_ENTITY_ID = re.compile(r"^(?!.+__)(?!_)[\da-z_]+(?<!_)\.(?!_)[\da-z_]+(?<!_)$")
+
+
+def _parse_datetime(value: str) -> datetime | None:
+    """Home Assistant's dt_util.parse_datetime, as UTC; None when it is not one."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _recorded(state: dict[str, Any]) -> dict[str, Any]:
+    """A state as the recorder gives it back: no last_reported, a context without user."""
+    return {
+        "entity_id": state["entity_id"],
+        "state": state["state"],
+        "attributes": copy.deepcopy(state["attributes"]),
+        "last_changed": state["last_changed"],
+        "last_updated": state["last_updated"],
+        "context": {"id": state["context"]["id"], "parent_id": None, "user_id": None},
+    }
+
+
 @dataclass(slots=True)
 class ServiceCall:
     """One POST /api/services/<domain>/<service> as received; `status` is what it answered."""
@@ -90,6 +127,9 @@ class FakeHomeAssistant(FakeService):
         self._defaults()
 
     def _defaults(self) -> None:
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # entity_id -> recorded states (as GET /api/states answers them), oldest first.
+        self.recorded: dict[str, list[dict[str, Any]]] = {}
         self.players: dict[str, Player] = {}
         self.other_states: dict[str, dict[str, Any]] = {}
         self.service_calls: list[ServiceCall] = []
@@ -109,8 +149,10 @@ class FakeHomeAssistant(FakeService):
             routes=[
                 Route("/api/", self._api_root),
                 Route("/api/states", self._states),
-                Route("/api/states/{entity_id}", self._state),
+                Route("/api/states/{entity_id}", self._state, methods=["GET", "POST"]),
                 Route("/api/services/{domain}/{service}", self._service, methods=["POST"]),
+                Route("/api/history/period", self._history),
+                Route("/api/history/period/{start:path}", self._history),
             ]
         )
 
@@ -120,9 +162,42 @@ class FakeHomeAssistant(FakeService):
     ) -> Player:
         """Add a Music Assistant player (`off`, `idle`, `paused` or `playing`)."""
         name = friendly_name or entity_id.split(".", 1)[-1].replace("_", " ").title()
-        player = Player(entity_id, name, state=state, volume=volume)
+        now = self._stamp()
+        player = Player(entity_id, name, state=state, volume=volume, last_changed=now, last_updated=now)
         self.players[entity_id] = player
+        self._remember_state(entity_id)
         return player
+
+    def set_state(self, entity_id: str, state: str, attributes: dict[str, Any] | None = None) -> int:
+        """What POST /api/states/<entity_id> does: 201 when the entity is new, else 200.
+
+        `last_changed` moves when the state changes, `last_updated` when the state or an
+        attribute does; setting the same state and attributes again records nothing.
+        """
+        attributes = {k: v for k, v in (attributes or {}).items() if v is not None}
+        old = self.state_json(entity_id)
+        now = self._stamp()
+        if old is not None and old["state"] == state and old["attributes"] == attributes:
+            return 200
+        changed = old is None or old["state"] != state
+        self.other_states[entity_id] = {
+            "entity_id": entity_id,
+            "state": state,
+            "attributes": attributes,
+            "last_changed": now if changed else old["last_changed"],  # type: ignore[index]
+            "last_updated": now,
+            "context": {"id": uuid.uuid4().hex.upper()[:26], "parent_id": None, "user_id": None},
+        }
+        self._remember_state(entity_id)
+        return 201 if old is None else 200
+
+    def _stamp(self) -> str:
+        return self.clock().astimezone(UTC).isoformat()
+
+    def _remember_state(self, entity_id: str) -> None:
+        state = self.state_json(entity_id)
+        if state is not None:
+            self.recorded.setdefault(entity_id, []).append(copy.deepcopy(state))
 
     def set_playing(
         self,
@@ -144,7 +219,8 @@ class FakeHomeAssistant(FakeService):
             "media_content_id": content_id or _content_id(artist, title),
             "media_duration": duration,
         }
-        player.last_changed = player.last_updated = _now()
+        player.last_changed = player.last_updated = self._stamp()
+        self._remember_state(entity_id)
 
     def remove_entity(self, entity_id: str) -> None:
         self.players.pop(entity_id, None)
@@ -231,10 +307,96 @@ class FakeHomeAssistant(FakeService):
 
     async def _state(self, request: Request) -> Response:
         async def handler(req: Request) -> Response:
+            if req.method == "POST":
+                return await self._post_state(req)
             state = self.state_json(req.path_params["entity_id"])
             if state is None:
                 return JSONResponse({"message": "Entity not found."}, status_code=404)
             return JSONResponse(state)
+
+        return await self._guarded(request, handler)
+
+    async def _post_state(self, req: Request) -> Response:
+        entity_id = req.path_params["entity_id"]
+        try:
+            data = json.loads(await req.body())
+        except ValueError:
+            return JSONResponse({"message": "Invalid JSON specified."}, status_code=400)
+        if not _ENTITY_ID.match(entity_id):
+            return JSONResponse({"message": "Invalid entity ID specified."}, status_code=400)
+        if not isinstance(data, dict) or not isinstance(data.get("state"), str):
+            return JSONResponse({"message": "No state specified."}, status_code=400)
+        attributes = data.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            return JSONResponse({"message": "Invalid JSON specified."}, status_code=400)
+        status = self.set_state(entity_id, data["state"], attributes)
+        return JSONResponse(self.state_json(entity_id), status_code=status)
+
+    def history(
+        self,
+        entity_ids: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        significant_changes_only: bool = True,
+        include_start_time_state: bool = True,
+    ) -> list[list[dict[str, Any]]]:
+        """What the recorder answers for the window (see the module docstring)."""
+        answer = []
+        for entity_id in entity_ids:
+            states = self.recorded.get(entity_id, [])
+            initial = None
+            window = []
+            for state in states:
+                updated = datetime.fromisoformat(state["last_updated"])
+                if updated <= start:
+                    initial = state
+                elif updated < end:
+                    if significant_changes_only and state["last_changed"] != state["last_updated"]:
+                        continue
+                    window.append(state)
+            items = []
+            if include_start_time_state and initial is not None:
+                moved = start.isoformat()
+                items.append({**_recorded(initial), "last_changed": moved, "last_updated": moved})
+            items.extend(_recorded(state) for state in window)
+            if items:
+                answer.append(items)
+        return answer
+
+    async def _history(self, request: Request) -> Response:
+        async def handler(req: Request) -> Response:
+            now = self.clock()
+            raw_start = req.path_params.get("start")
+            start = now - timedelta(days=1)
+            if raw_start is not None:
+                parsed = _parse_datetime(raw_start)
+                if parsed is None:
+                    return JSONResponse({"message": "Invalid datetime"}, status_code=400)
+                start = parsed
+            query = req.query_params  # like aiohttp, a bare `+` decodes as a space
+            ids = [i for i in (query.get("filter_entity_id") or "").strip().lower().split(",") if i]
+            if not ids:
+                return JSONResponse({"message": "filter_entity_id is missing"}, status_code=400)
+            if any(self.state_json(i) is None and not _ENTITY_ID.match(i) for i in ids):
+                return JSONResponse({"message": "Invalid filter_entity_id"}, status_code=400)
+            if start > now:
+                return JSONResponse([])
+            end = start + timedelta(days=1)
+            if query.get("end_time"):
+                parsed_end = _parse_datetime(query["end_time"])
+                if parsed_end is None:
+                    return JSONResponse({"message": "Invalid end_time"}, status_code=400)
+                end = parsed_end
+            return JSONResponse(
+                self.history(
+                    ids,
+                    start,
+                    end,
+                    significant_changes_only=query.get("significant_changes_only", "1") != "0",
+                    include_start_time_state="skip_initial_state" not in query,
+                )
+            )
 
         return await self._guarded(request, handler)
 
@@ -270,9 +432,10 @@ class FakeHomeAssistant(FakeService):
         return [self.players[i] for i in ids if i in self.players]
 
     def _changed(self, players: list[Player]) -> Response:
-        now = _now()
+        now = self._stamp()
         for player in players:
             player.last_changed = player.last_updated = now
+            self._remember_state(player.entity_id)
         return JSONResponse([self.state_json(p.entity_id) for p in players])
 
     def _play_media(self, data: dict[str, Any]) -> Response:

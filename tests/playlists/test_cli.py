@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +12,14 @@ from sqlalchemy import text
 from tests.fakes import FakeHomeAssistant
 from tests.playlists.support import E0, HA_TOKEN, STUDY, build_world
 from tests.recommendations.support import Factory, StandInTextModel
+from tests.support.env import clean_environ
 from tests.support.text_worker import text_worker
 
 EXE = str(Path(sys.executable).parent / "haunt-fm")
 
 
 def _env(tmp_path: Path, pg_url: str, ha_url: str, token: str = HA_TOKEN) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")}
+    env = clean_environ()
     env.update(
         {
             "HAUNTFM_DATABASE_URL": pg_url,

@@ -65,11 +65,19 @@ def test_interleave_ratio_order_and_no_duplicates() -> None:
     assert [c.track_id for c in chosen if c.kind == "known"] == [1, 3, 4, 5, 6, 7]
 
 
-def test_artist_run_limit_skips_ahead_then_switches_side_then_stops() -> None:
+def test_one_artist_never_twice_in_a_row_when_another_can_play() -> None:
     same = [cand(i, "new", "Same") for i in range(1, 7)]
     others = [cand(i, "new") for i in range(7, 11)]
+    # Six by one artist among ten places cannot keep 2 in 10, but they alternate as long as the
+    # others last, and the last two pair up (never three).
     chosen = interleave(known=[], new=[*same, *others], total=10, known_pct=0)
-    assert [c.track_id for c in chosen] == [1, 2, 7, 3, 4, 8, 5, 6, 9, 10]
+    assert [c.track_id for c in chosen] == [1, 7, 2, 8, 3, 9, 4, 10, 5, 6]
+    # With enough other artists, one artist gets at most 2 of any 10 places.
+    many = [cand(i, "new") for i in range(7, 30)]
+    chosen = interleave(known=[], new=[*same, *many], total=20, known_pct=0)
+    assert [c.track_id for c in chosen][:3] == [1, 7, 2]
+    assert window_ok(chosen)
+    assert [c.track_id for c in chosen if c.artist_key == "same"] == [1, 2, 3, 4]
     # A new slot whose side is all one artist borrows a known track.
     chosen = interleave(
         known=[cand(50, "known"), cand(51, "known")],
@@ -77,10 +85,20 @@ def test_artist_run_limit_skips_ahead_then_switches_side_then_stops() -> None:
         total=6,
         known_pct=0,
     )
-    assert [c.track_id for c in chosen] == [1, 2, 50, 3, 4, 51]
-    # Nothing allowed is left: the playlist ends rather than break the rule.
+    assert [c.track_id for c in chosen] == [1, 50, 2, 51, 3, 4]
+    # Nothing allowed is left: the playlist ends rather than play three in a row.
     chosen = interleave(known=[], new=[cand(i, "new", "Same") for i in range(1, 7)], total=6, known_pct=0)
     assert [c.track_id for c in chosen] == [1, 2]
+
+
+def window_ok(chosen: list[Candidate]) -> bool:
+    keys = [c.artist_key for c in chosen]
+    return all(keys[i : i + 10].count(k) <= 2 for i in range(len(keys)) for k in set(keys[i : i + 10]))
+
+
+def repeats_ok(chosen: list[Candidate]) -> bool:
+    keys = [c.artist_key for c in chosen]
+    return all(keys[i] != keys[i - 1] for i in range(1, len(keys)))
 
 
 def test_random_pools_always_keep_the_rules() -> None:
@@ -96,3 +114,33 @@ def test_random_pools_always_keep_the_rules() -> None:
         assert runs_ok(chosen)
         if len(artists) == 1:
             assert len(chosen) == min(2, total, len(known) + len(new))
+
+
+def test_the_artist_rule_holds_across_the_join_with_what_came_before() -> None:
+    # A radio's next batch: the last two queued tracks were by "a"; its best pick is by "a" too.
+    new = [cand(1, "new", "A"), cand(2, "new", "B"), cand(3, "new", "C")]
+    chosen = interleave(known=[], new=new, total=3, known_pct=0, after=["x", "a", "a"])
+    # Not twice in a row, and "a" already holds 2 of the last 10 places: it goes last.
+    assert [c.track_id for c in chosen] == [2, 3, 1]
+    # Only the last nine places before the list count.
+    chosen = interleave(known=[], new=new, total=3, known_pct=0, after=["a", "a"] + ["x"] * 8)
+    assert [c.track_id for c in chosen] == [1, 2, 3]
+
+
+def test_artists_spread_whenever_the_pools_allow() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        # Six artists with plenty of tracks each can always fill a window of 10 two at a time.
+        artists = [f"a{i}" for i in range(rng.randint(6, 9))]
+        known = [cand(i, "known", rng.choice(artists[:3])) for i in range(rng.randint(10, 40))]
+        new = [cand(1000 + i, "new", artists[i % len(artists)]) for i in range(60)]
+        rng.shuffle(new)
+        total, pct = rng.randint(10, 40), rng.choice([0, 10, 30, 50])
+        chosen = interleave(known=known, new=new, total=total, known_pct=pct)
+        assert len(chosen) == total
+        assert repeats_ok(chosen) and window_ok(chosen)
+    # Two artists only: never twice in a row while both have tracks left.
+    known = [cand(i, "known", "x") for i in range(10)]
+    new = [cand(100 + i, "new", "y") for i in range(10)]
+    chosen = interleave(known=known, new=new, total=20, known_pct=30)
+    assert len(chosen) == 20 and repeats_ok(chosen)

@@ -296,3 +296,30 @@ async def test_malformed_home_assistant_url_is_a_failed_playback(
         assert "HAUNTFM_HA_URL" in r.json()["playback"]["error"]
         spec = (await http.get("/openapi.json")).json()
     assert {"/api/playlists/generate", "/api/playlists", "/api/playlists/{playlist_id}"} <= set(spec["paths"])
+
+
+async def test_play_can_add_after_the_queue_and_be_stopped_between_tracks(ha: FakeHomeAssistant) -> None:
+    """What a radio needs from `play`: add without replacing, and hear each outcome as it comes."""
+    from haunt_fm.clients.homeassistant import HomeAssistantClient
+    from haunt_fm.pipeline.playlists.playback import play
+    from haunt_fm.pipeline.playlists.schemas import PlaybackFailure, PlaylistTrackOut
+
+    tracks = [
+        PlaylistTrackOut(position=p, track_id=p, title=f"T{p}", artist="A", kind="new", score=None)
+        for p in (1, 2, 3, 4)
+    ]
+    ha.unresolvable.add("a - t2")
+    seen: list[tuple[int, bool]] = []
+
+    async def on_result(track: PlaylistTrackOut, failure: PlaybackFailure | None) -> bool:
+        seen.append((track.position, failure is None))
+        return track.position < 3  # the radio was stopped while track 3 was being queued
+
+    client = HomeAssistantClient(ha.url, HA_TOKEN)
+    try:
+        out = await play(client, entity_id=LIVING, tracks=tracks, replace_first=False, on_result=on_result)
+    finally:
+        await client.aclose()
+    assert seen == [(1, True), (2, False), (3, True)]
+    assert [c.data["enqueue"] for c in ha.service_calls] == ["add", "add", "add"]
+    assert out.queued == 2 and [f.position for f in out.failed] == [2]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haunt_fm.config import Settings
-from tests.discovery.support import discovery_settings, listen, preview_loop, rows, stock
+from haunt_fm.pipeline.previews.tasks import PreviewLookup
+from tests.discovery.support import discovery_settings, listen, preview_loop, rows, stock, wait_for
 from tests.fakes import FakeItunes, FakeLastfm, Fault
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -35,6 +37,43 @@ async def _pool(
     assert response.status_code == 200, response.text
     names = {(t["artist"]["name"], t["name"]) for s in seeds for t in lastfm.similar_for(*s, limit)}
     return http, names | set(seeds)
+
+
+@contextlib.asynccontextmanager
+async def running(loop: PreviewLookup) -> AsyncIterator[None]:
+    """The preview lookup loop running in the background for the block."""
+    task = asyncio.create_task(loop.run_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def running_until_idle(loop: PreviewLookup) -> AsyncIterator[asyncio.Task[dict[str, int]]]:
+    """`loop.run_until_idle` in the background (a liveness bound of 120 s); yields its task."""
+    task = asyncio.create_task(loop.run_until_idle(seconds=120))
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def predicate() -> bool:
+        return check()
+
+    return predicate
+
+
+async def _pending_is(db: Sessions, count: int) -> bool:
+    found = await rows(db, "SELECT count(*) AS n FROM tracks WHERE preview_status = 'pending'")
+    return bool(found[0]["n"] == count)
 
 
 async def _statuses(db: Sessions) -> dict[tuple[str, str], dict[str, Any]]:
@@ -108,17 +147,21 @@ async def test_throttling_never_marks_a_track_missing(
     stock(itunes, names)
     itunes.throttle_all = True  # every search answers an empty 403
     async with aclosing(http), httpx.AsyncClient() as itunes_http:
-        stats = await preview_loop(settings_factory(), db, itunes, itunes_http).run_until_idle(seconds=0.6)
-        assert stats["throttled"] >= 1 and stats["pending"] == len(names)
-        assert {r.status for r in itunes.requests} == {403}
-        for track in (await _statuses(db)).values():
-            assert track["preview_status"] == "pending" and track["preview_error"] is None
-            assert track["preview_attempts"] == 0 and track["preview_lease_until"] is None
-        previews = (await http.get("/api/status")).json()["previews"]
-        assert "throttling" in previews["last_error"] and previews["last_error_at"]
+        # One loop throughout, ending when it is idle: stopping it mid-lookup is shutdown's
+        # business, not throttling's.
+        lookup = preview_loop(settings_factory(), db, itunes, itunes_http)
+        async with running_until_idle(lookup) as finished:
+            await wait_for(_async(lambda: lookup.stats["throttled"] >= 2))
+            assert {r.status for r in itunes.requests} == {403}
+            # Only a track in flight (leased) has its claim counted until its lease is given back.
+            for track in (await _statuses(db)).values():
+                assert track["preview_status"] == "pending" and track["preview_error"] is None
+                assert track["preview_attempts"] == (0 if track["preview_lease_until"] is None else 1)
+            previews = (await http.get("/api/status")).json()["previews"]
+            assert "throttling" in previews["last_error"] and previews["last_error_at"]
 
-        itunes.throttle_all = False
-        stats = await preview_loop(settings_factory(), db, itunes, itunes_http).run_until_idle(seconds=10)
+            itunes.throttle_all = False
+            stats = await finished
         assert stats["pending"] == 0 and stats["found"] == len(names)
         assert (await http.get("/api/status")).json()["previews"]["last_error"] is None
 
@@ -193,7 +236,9 @@ async def test_leases_keep_tracks_apart_and_expire(
         # Two stages (as two processes would) share the queue: no track is searched twice.
         first = preview_loop(settings_factory(), db, itunes, itunes_http, concurrency=3)
         second = preview_loop(settings_factory(), db, itunes, itunes_http, concurrency=3)
-        await asyncio.gather(first.run_until_idle(seconds=1.0), second.run_until_idle(seconds=1.0))
+        async with running(first), running(second):
+            # Until every track but the leased one is looked up (a liveness bound, not a speed check).
+            await wait_for(lambda: _pending_is(db, 1), seconds=60)
         terms = [r.query["term"] for r in itunes.requests]
         assert len(terms) == len(set(terms)) == len(names) - 1
         assert "Radiohead Karma Police" not in terms

@@ -63,11 +63,15 @@ _TRACK_SQL = text(
     RETURNING id
     """
 )
+# The model a default-configured service uses: only its vectors take part in any query.
+MODEL = Settings.model_fields["clap_model"].default
+
 _EMBED_SQL = text(
     """
     INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
-    VALUES (:tid, :v, 'test-clap', 1, 3)
-    ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, created_at = now()
+    VALUES (:tid, :v, :model, 1, 3)
+    ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
+        created_at = now()
     """
 ).bindparams(bindparam("v", type_=Vector(DIM)))
 
@@ -96,7 +100,7 @@ async def add_track(
             ).scalar_one()
         )
         if vector is not None:
-            await s.execute(_EMBED_SQL, {"tid": tid, "v": vector})
+            await s.execute(_EMBED_SQL, {"tid": tid, "v": vector, "model": MODEL})
             await s.execute(text("UPDATE tracks SET embedding_status = 'done' WHERE id = :t"), {"t": tid})
     return tid
 
@@ -114,14 +118,14 @@ async def add_tracks(db: Factory, vectors: np.ndarray, *, prefix: str = "T") -> 
                     )
                 ).scalar_one()
             )
-            await s.execute(_EMBED_SQL, {"tid": tid, "v": v})
+            await s.execute(_EMBED_SQL, {"tid": tid, "v": v, "model": MODEL})
             ids.append(tid)
     return ids
 
 
-async def embed(db: Factory, track_id: int, vector: np.ndarray) -> None:
+async def embed(db: Factory, track_id: int, vector: np.ndarray, *, model: str = MODEL) -> None:
     async with db() as s, s.begin():
-        await s.execute(_EMBED_SQL, {"tid": track_id, "v": vector})
+        await s.execute(_EMBED_SQL, {"tid": track_id, "v": vector, "model": model})
 
 
 async def profile_id(db: Factory, name: str) -> int:
@@ -135,9 +139,15 @@ async def profile_id(db: Factory, name: str) -> int:
 
 
 async def listen(
-    db: Factory, track_id: int, *, profile: str = "default", days_ago: float = 0.0, times: int = 1
+    db: Factory,
+    track_id: int,
+    *,
+    profile: str = "default",
+    days_ago: float = 0.0,
+    times: int = 1,
+    skipped: bool = False,
 ) -> None:
-    """`times` listens of a track, two minutes apart, `days_ago` days back."""
+    """`times` listens of a track, two minutes apart, `days_ago` days back (marked skipped or not)."""
     pid = await profile_id(db, profile)
     start = datetime.now(UTC) - timedelta(days=days_ago)
     async with db() as s, s.begin():
@@ -145,10 +155,10 @@ async def listen(
         for k in range(times):
             await s.execute(
                 text(
-                    "INSERT INTO listen_events (track_id, profile_id, played_at, title, artist) "
-                    "VALUES (:t, :p, :at, 'x', 'y')"
+                    "INSERT INTO listen_events (track_id, profile_id, played_at, title, artist, skipped) "
+                    "VALUES (:t, :p, :at, 'x', 'y', :skipped)"
                 ),
-                {"t": track_id, "p": pid, "at": start - timedelta(minutes=2 * k)},
+                {"t": track_id, "p": pid, "at": start - timedelta(minutes=2 * k), "skipped": skipped},
             )
 
 
@@ -163,12 +173,33 @@ async def similar(db: Factory, seed: int, candidate: int, match: float) -> None:
         )
 
 
-# The text model a default-configured worker embeds vibes with (cache entries must match it).
-VIBE_MODEL = Settings.model_fields["clap_model"].default
+# The model a default-configured worker embeds vibe texts with (cache entries must match it).
+VIBE_MODEL = MODEL
 
 
-async def cache_vibe(db: Factory, vibe_norm: str, vector: np.ndarray, *, model: str = VIBE_MODEL) -> None:
-    """A vibe text the worker already embedded."""
+async def text_tower(
+    db: Factory, *, ok: bool | None = True, model: str = MODEL, worker: str = "w:1:a"
+) -> None:
+    """A live worker running `model` that checked its text tower (healthy, collapsed, or not yet)."""
+    async with db() as s, s.begin():
+        await s.execute(
+            text(
+                "INSERT INTO worker_states (id, hostname, pid, state, model, model_loaded, text_tower_ok) "
+                "VALUES (:id, 'test', 1, 'idle', :model, true, :ok) "
+                "ON CONFLICT (id) DO UPDATE SET text_tower_ok = EXCLUDED.text_tower_ok, "
+                "model = EXCLUDED.model, heartbeat_at = now()"
+            ),
+            {"id": worker, "model": model, "ok": ok},
+        )
+
+
+async def cache_vibe(
+    db: Factory, vibe_norm: str, vector: np.ndarray, *, model: str = VIBE_MODEL, tower_ok: bool | None = True
+) -> None:
+    """A vibe text a worker whose text tower passed its self-test already embedded (with
+    `tower_ok` None, no worker is left to vouch for the tower)."""
+    if tower_ok is not None:
+        await text_tower(db, ok=tower_ok)
     async with db() as s, s.begin():
         await s.execute(
             text(
@@ -244,3 +275,33 @@ def serve_app(db: Factory, pg_url: str, tmp_path: Path) -> Iterator[Any]:
     yield _serve
     for server in servers:
         server.stop()
+
+
+class GenreSpace:
+    """Genres as clustered unit vectors, like real audio embeddings: every genre shares a common
+    component (cosine ~0.36 between genre centres), tracks sit at cosine `within` to their centre,
+    and a *bridge* genre can sit between two others (the centre of their centres), which is
+    where a single mean of two genres lands."""
+
+    def __init__(self, seed: int = 3, *, within: float = 0.85) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.within = within
+        self.common = unit(self.rng.standard_normal(DIM))
+        self.centres: dict[str, np.ndarray] = {}
+
+    def genre(self, name: str) -> np.ndarray:
+        if name not in self.centres:
+            own = self.rng.standard_normal(DIM)
+            own -= (own @ self.common) * self.common
+            self.centres[name] = unit(0.6 * self.common + 0.8 * unit(own))
+        return self.centres[name]
+
+    def bridge(self, name: str, a: str, b: str) -> np.ndarray:
+        self.centres[name] = unit(self.genre(a) + self.genre(b))
+        return self.centres[name]
+
+    def track(self, name: str) -> np.ndarray:
+        centre = self.genre(name)
+        noise = self.rng.standard_normal(DIM)
+        noise -= (noise @ centre) * centre
+        return unit(self.within * centre + np.sqrt(1 - self.within**2) * unit(noise))

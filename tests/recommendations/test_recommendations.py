@@ -21,6 +21,7 @@ from tests.recommendations.support import (
     listen,
     similar,
     taste_of,
+    text_tower,
     toward,
     unit,
 )
@@ -274,6 +275,7 @@ async def test_blank_vibe_counts_as_none(client: httpx.AsyncClient, db: Factory)
 
 async def test_vibe_embedded_in_process_and_cached(serve_app: Any, db: Factory) -> None:
     a = await add_track(db, "A", toward(E3, E1, 0.6))
+    await text_tower(db)  # the in-process worker found its text tower healthy
     model = StandInTextModel({"chill ambient": E3})
     url, _app = serve_app(embedder=model)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -281,6 +283,7 @@ async def test_vibe_embedded_in_process_and_cached(serve_app: Any, db: Factory) 
         assert r.status_code == 200, r.text
         assert r.json()["vibe"] == "Chill   Ambient" and ids(r.json()) == [a]
         assert r.json()["recommendations"][0]["score"] == pytest.approx(0.6, abs=1e-5)
+        assert r.json()["vibe_basis"] == {"text": True, "tags": [], "tag_tracks": 0, "discovering": False}
         assert model.calls == [["chill ambient"]]  # the normalised text is what gets embedded
         again = await http.get("/api/recommendations", params={"vibe": "chill ambient", "alpha": 0})
         assert again.status_code == 200 and model.calls == [["chill ambient"]]
@@ -291,6 +294,7 @@ async def test_vibe_embedded_in_process_and_cached(serve_app: Any, db: Factory) 
 
 async def test_in_process_model_failure_is_503(serve_app: Any, db: Factory) -> None:
     await add_track(db, "A", E3)
+    await text_tower(db)
     url, _app = serve_app(embedder=StandInTextModel(fail=True))
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         r = await http.get("/api/recommendations", params={"vibe": "anything", "alpha": 0})
@@ -356,17 +360,27 @@ async def test_a_vibe_cached_by_another_text_model_is_embedded_again(
     assert model == worker_model.model_id
 
 
-async def test_no_worker_is_503_at_once_and_the_text_waits_for_one(serve: Any, db: Factory) -> None:
+async def test_without_a_worker_that_vouches_for_the_text_tower_an_untagged_vibe_is_409(
+    serve: Any, db: Factory
+) -> None:
     await add_track(db, "A", E2)
     url = serve(vibe_embed_timeout_seconds=600)  # it must not wait for a worker that isn't there
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         r = await http.get("/api/recommendations", params={"vibe": "nobody home", "alpha": 0})
-    assert r.status_code == 503
-    assert "No embedding worker is running" in r.json()["detail"]
-    assert "haunt-fm worker" in r.json()["detail"]
+        assert r.status_code == 409, r.text
+        body = r.json()
+        assert body["error"] == "vibe_not_understood" and body["suggestions"] == []
+        assert "'nobody home' matched no Last.fm tag" in body["detail"]
+        assert (
+            "no embedding worker running laion/larger_clap_music has checked its text tower" in body["detail"]
+        )
+        assert "HAUNTFM_LASTFM_API_KEY" in body["detail"]  # no key: no tags, no discovery
+        # A collapsed tower is said so.
+        await text_tower(db, ok=False)
+        r = await http.get("/api/recommendations", params={"vibe": "nobody home", "alpha": 0})
+        assert r.status_code == 409 and "failed its self-test" in r.json()["detail"]
     async with db() as s:
-        row = (await s.execute(text("SELECT text_norm, status FROM text_embeddings"))).one()
-    assert tuple(row) == ("nobody home", "pending")  # left for a worker that starts later
+        assert (await s.execute(text("SELECT count(*) FROM text_embeddings"))).scalar_one() == 0
 
 
 async def test_worker_failure_is_503_and_the_text_is_retried(

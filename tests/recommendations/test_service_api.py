@@ -22,7 +22,7 @@ async def test_recommend_with_exclusions(db: Factory, pg_url: str, tmp_path: Any
     heard = await add_track(db, "Heard", e0)
     await listen(db, heard)
     near = [await add_track(db, f"c{c}", toward(e0, e1, c / 10)) for c in (9, 8, 7, 6)]
-    encoder = VibeEncoder(session_factory=db, timeout_s=0.2)
+    encoder = VibeEncoder(session_factory=db, model_id=settings.clap_model, timeout_s=0.2)
     async with db() as session:
         got = await recommend(
             session,
@@ -73,7 +73,7 @@ async def test_vibe_without_taste_via_service_and_409(db: Factory, pg_url: str, 
     settings = make_settings(tmp_path, pg_url)
     a = await add_track(db, "A", axis(3))
     await cache_vibe(db, "drone", axis(3))
-    encoder = VibeEncoder(session_factory=db, timeout_s=0.2)
+    encoder = VibeEncoder(session_factory=db, model_id=settings.clap_model, timeout_s=0.2)
     async with db() as session:
         got = await recommend(
             session, profile=None, limit=5, vibe="Drone", alpha=0.9, settings=settings, vibe_encoder=encoder

@@ -14,7 +14,11 @@ class LiveServer:
     """`with LiveServer(app) as server: server.url` — uvicorn on a free port, own event loop."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", lifespan: str = "on") -> None:
-        self.config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan=lifespan)
+        # Keep-alive well past httpx's 5 s pool expiry: with both at 5 s, a busy machine lets the
+        # client reuse a connection the server is closing that moment (httpx.ReadError).
+        self.config = uvicorn.Config(
+            app, host=host, port=0, log_level="warning", lifespan=lifespan, timeout_keep_alive=30
+        )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.url = ""

@@ -1,4 +1,4 @@
-"""`haunt-fm serve` as a real process, for tests about what happens around it (crashes, limits)."""
+"""`haunt-fm serve` as a real process, as a user starts it: a child process on a free port."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,21 +25,33 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """One `haunt-fm serve` with the background workers off; stderr goes to a file."""
+    """One `haunt-fm serve` (background workers off unless `workers`); its output goes to a file."""
 
-    def __init__(self, workdir: Path, *, data_dir: Path | None = None, **env: str) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        data_dir: Path | None = None,
+        log_path: Path | None = None,
+        workers: bool = False,
+        **env: str,
+    ) -> None:
         self.workdir = workdir
         self.data_dir = data_dir or workdir / "data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        off = (
+            {}
+            if workers
+            else {"HAUNTFM_EMBEDDING_WORKER_ENABLED": "false", "HAUNTFM_PREVIEW_WORKER_ENABLED": "false"}
+        )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")} | {
             "HAUNTFM_DATA_DIR": str(self.data_dir),
-            "HAUNTFM_EMBEDDING_WORKER_ENABLED": "false",
-            "HAUNTFM_PREVIEW_WORKER_ENABLED": "false",
+            **off,
             **env,
         }
         self.proc: subprocess.Popen[str] | None = None
-        self.log_path = workdir / f"serve-{self.port}.log"
+        self.log_path = log_path or workdir / f"serve-{self.port}.log"
         self._log: IO[str] | None = None
 
     def start(self, *, wait: bool = True, timeout: float = 90) -> ServeProcess:
@@ -118,3 +132,19 @@ def stop_leftover_postgres(data_dir: Path) -> None:
             if not Path(f"/proc/{pid}").exists():
                 return
             time.sleep(0.1)
+
+
+@contextmanager
+def serve_process(log_path: Path, *, start_within: float = 180.0, **settings: str) -> Iterator[str]:
+    """Run `haunt-fm serve` with HAUNTFM_* `settings` only (nothing from the shell, the
+    background workers as configured), logging to `log_path`; yields its URL once /health
+    answers (its embedded database may take a while on a busy machine), stops it afterwards."""
+    env = {f"HAUNTFM_{name.upper()}": value for name, value in settings.items()}
+    data_dir = Path(settings["data_dir"]) if "data_dir" in settings else None
+    serve = ServeProcess(log_path.parent, data_dir=data_dir, log_path=log_path, workers=True, **env)
+    try:
+        serve.start(timeout=start_within)
+        yield serve.url
+    finally:
+        serve.stop()
+        stop_leftover_postgres(serve.data_dir)

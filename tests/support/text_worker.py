@@ -23,6 +23,7 @@ async def text_worker(
     settings = make_settings(tmp_path, pg_url, embedding_worker_enabled=True)
     worker = EmbeddingWorker(settings=settings, session_factory=db, http=httpx.AsyncClient())
     worker.embedder = model
+    worker.text_tower_ok = True  # the stand-in's text tower is healthy: vibe texts are used
     worker.texts.batch = limit
     await worker.heartbeat(force=True)
     return worker

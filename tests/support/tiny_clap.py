@@ -89,14 +89,25 @@ def tiny_config(*, vocab_size: int) -> ClapConfig:
     return ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=512)
 
 
-def build_tiny_clap(path: Path) -> Path:
-    """Save a tiny random ClapModel + ClapProcessor to `path` (deterministic) and return it."""
+def build_tiny_clap(path: Path, *, collapsed_text: bool = False) -> Path:
+    """Save a tiny random ClapModel + ClapProcessor to `path` (deterministic) and return it.
+
+    `collapsed_text`: the same model (same audio tower, same audio vectors) with the text
+    projection's first layer zeroed, so every text maps to one and the same vector, like the
+    reported collapse of `laion/larger_clap_music`'s text tower (its text projection weights
+    measured at std 0.006). A constant bias keeps that vector non-zero.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tokenizer = tiny_tokenizer()
     with torch.random.fork_rng():
         torch.manual_seed(SEED)
         model = ClapModel(tiny_config(vocab_size=len(tokenizer)))
+        if collapsed_text:
+            with torch.no_grad():
+                first = model.text_projection.linear1
+                first.weight.zero_()
+                first.bias.copy_(torch.randn(first.bias.shape))
     model.eval()
     model.save_pretrained(path)
     ClapProcessor(feature_extractor=tiny_feature_extractor(), tokenizer=tokenizer).save_pretrained(path)

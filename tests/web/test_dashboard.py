@@ -10,7 +10,14 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-PANELS = ("panel-pipeline", "panel-listens", "panel-recommendations", "panel-feedback")
+PANELS = (
+    "panel-pipeline",
+    "panel-tastes",
+    "panel-radio",
+    "panel-listens",
+    "panel-recommendations",
+    "panel-feedback",
+)
 SECRETS = {
     "lastfm_api_key": "lfm-key-4d1f0c9b",
     "ha_token": "ha-token-77aa31ee",
@@ -150,7 +157,11 @@ async def test_status_counts_every_stage(
         "last_run": None,
         "last_error": None,
         "running": None,
+        "interval_hours": 24.0,
+        "next_run_at": None,
     }
     assert {p["name"]: p["listens"] for p in status["profiles"]} == {"default": 0, "antialias": 2}
     assert status["feedback"] == 0
-    assert status["homeassistant"] == {"configured": False}
+    assert status["homeassistant"]["configured"] is False
+    reconciliation = status["homeassistant"]["reconciliation"]
+    assert reconciliation["enabled"] is False and reconciliation["last_run_at"] is None

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.radio.support import build_world as build_radio_world
+
 CHROMIUM = Path("/usr/bin/chromium")
 # CI runs as root (--no-sandbox); the networking flags stop Chromium calling out of the closed network.
 CHROMIUM_ARGS = [
@@ -255,4 +257,163 @@ async def test_phone_layout_and_network_errors(
     await expect(page.locator("#pipeline-error")).to_contain_text("The database is restarting. (HTTP 503)")
     await expect(page.locator("#listens li")).to_have_count(1)
     assert watch.errors == []
+    await context.close()
+
+
+async def test_radio_per_speaker_start_now_next_stop(
+    serve: Callable[..., str], browser: Any, db: Any
+) -> None:
+    """A radio button per speaker; the active radio's now/next; stopping it (and the player)."""
+    from tests.fakes import FakeHomeAssistant
+    from tests.playlists.support import HA_TOKEN, SPEAKERS
+
+    await build_radio_world(db)
+    with FakeHomeAssistant(token=HA_TOKEN) as ha:
+        for entity_id, name in SPEAKERS.items():
+            ha.add_player(entity_id, friendly_name=name)
+        url = serve(start_background=True, ha_url=ha.url, ha_token=HA_TOKEN)
+        await _drive_radio(url, browser, ha)
+
+
+async def _drive_radio(url: str, browser: Any, ha: Any) -> None:
+    from playwright.async_api import expect
+
+    from tests.playlists.support import LIVING, STUDY
+    from tests.radio.support import radio_on
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        # Speakers are known from listens (and mappings).
+        await listen(
+            http, title="Warm Up", artist="Someone", speaker_name="Living Room speaker", speaker_entity=LIVING
+        )
+        await http.put("/api/profiles/default/speakers", json={"speakers": [STUDY]})
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        watch = PageWatch(page)
+        await page.goto(url + "/?refresh=1")
+        living = page.locator(f'#speakers li[data-speaker="{LIVING}"]')
+        study = page.locator(f'#speakers li[data-speaker="{STUDY}"]')
+        await expect(living.locator(".speaker-name")).to_have_text("Living Room speaker")
+        await expect(study.get_by_role("button", name=f"Start radio on {STUDY}")).to_be_visible()
+
+        await living.get_by_role("button", name="Start radio on Living Room speaker").click()
+        await expect(page.locator("#toast")).to_contain_text("Radio on for default")
+        radio = await radio_on(http, LIVING)
+        assert radio is not None and radio["vibe"] is None
+        first, second = radio["upcoming"][0], radio["upcoming"][1]
+        await expect(living.locator(".pill", has_text="radio on")).to_be_visible()
+        await expect(living.locator('[data-line="Next"] .title')).to_have_text(first["title"])
+
+        # The speaker starts the first track: now/next move on.
+        await listen(
+            http, title=first["title"], artist=first["artist"], speaker_entity=LIVING, duration_s=200
+        )
+        await expect(living.locator('[data-line="Now"] .title')).to_have_text(first["title"])
+        await expect(living.locator('[data-line="Next"] .title')).to_have_text(second["title"])
+        await expect(living.get_by_role("button", name=re.compile("^Thumbs down"))).to_be_visible()
+
+        await living.get_by_role("button", name="Stop radio and player").click()
+        await expect(page.locator("#toast")).to_contain_text(f"Radio stopped on {LIVING}")
+        await expect(living.locator(".radio-ended")).to_contain_text("Last radio ended (stopped)")
+        await expect(living.get_by_role("button", name="Start radio on Living Room speaker")).to_be_visible()
+        stops = [c.data for c in ha.service_calls if c.service == "media_stop"]
+        assert stops == [{"entity_id": LIVING}]
+        assert watch.errors == [] and watch.dialogs == []
+        await context.close()
+
+
+async def test_the_vibe_field_suggests_the_librarys_tags(
+    serve: Callable[..., str], browser: Any, db: Any
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.recommendations.support import add_track, axis, listen
+    from tests.tags.support import tag
+
+    chill = await add_track(db, "Drift", axis(1), artist="Slow Gardens")
+    metal = await add_track(db, "Forge", axis(2), artist="Iron Wolves")
+    await tag(db, chill, {"Chill": 100, "Lo-Fi": 60, "seen live": 90})
+    await tag(db, metal, {"Heavy Metal": 100})
+    await listen(db, metal, profile="bob")
+    url = serve()
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(page)
+    await page.goto(url + "/?refresh=1")
+    options = page.locator("#vibe-tags option")
+    await expect(options).to_have_count(3)
+    assert await options.evaluate_all("os => os.map(o => o.value)") == ["chill", "heavy metal", "lo fi"]
+    assert await page.locator("#vibe").get_attribute("list") == "vibe-tags"
+    # How vibes work right now: grounded in tags (no Last.fm key here), the text tower unchecked.
+    vibes = page.locator(".facts dd", has_text="CLAP text")
+    await expect(vibes).to_contain_text("no Last.fm key")
+    await expect(vibes).to_contain_text("CLAP text unchecked")
+    await expect(page.locator(".stage h3", has_text="Tags")).to_be_visible()
+    # A profile's suggestions are the tags of what it listened to.
+    await page.locator("#profile-filter").select_option("bob")
+    await expect(options).to_have_count(1)
+    assert await options.evaluate_all("os => os.map(o => o.value)") == ["heavy metal"]
+    assert watch.dialogs == [] and watch.errors == []
+    await context.close()
+
+
+async def test_tastes_and_skipped_listens_are_shown(
+    serve: Callable[..., str], browser: Any, db: Any, tmp_path: Path
+) -> None:
+    from playwright.async_api import expect
+
+    from tests.recommendations.support import GenreSpace, add_track
+    from tests.recommendations.support import listen as stored_listen
+
+    url = serve()
+    space = GenreSpace(seed=41)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        assert (await http.post("/api/profiles", json={"name": "antialias"})).status_code == 201
+        for genre, band in (("ambient", "Lunar Tides"), ("heavy metal", "Iron Wolves")):
+            for i in range(6):
+                tid = await add_track(db, f"{genre} {i}", space.track(genre), artist=f"{band} {i % 2}")
+                await stored_listen(db, tid, profile="antialias")
+            for i in range(4):
+                await add_track(db, f"new {genre} {i}", space.track(genre), artist=f"New {band} {i}")
+        built = await http.post("/api/admin/build-taste-profile", params={"profile": "antialias"})
+        assert built.status_code == 200 and len(built.json()["tastes"]) == 2
+        # Cut short after 6 s by the next track on the same speaker.
+        speaker = {"speaker_entity": "media_player.study_speaker_2", "profile": "antialias"}
+        await listen(http, title="Too Loud", artist="Noise", played_at="2026-01-01T20:00:00+00:00", **speaker)
+        await listen(
+            http, title="Calm Again", artist="Quiet", played_at="2026-01-01T20:00:06+00:00", **speaker
+        )
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    watch = PageWatch(page)
+    await page.goto(url + "/?refresh=1")
+
+    tastes = page.locator('#tastes .taste-profile[data-profile="antialias"] .taste')
+    await expect(tastes).to_have_count(2)
+    for index, band in enumerate(sorted(("Lunar Tides", "Iron Wolves"))):
+        taste = page.locator("#tastes .taste", has_text=band).first
+        await expect(taste.locator(".taste-weight")).to_have_text("50% · 6 tracks")
+        await expect(taste.locator(".taste-artists")).to_contain_text(f"{band} 0")
+        assert index in (0, 1)
+    skipped = page.locator("#listens li", has_text="Too Loud")
+    await expect(skipped).to_have_class(re.compile(r"\bskipped\b"))
+    await expect(skipped.locator(".skip-flag")).to_have_text("skipped")
+    await expect(page.locator("#listens li", has_text="Calm Again").locator(".skip-flag")).to_have_count(0)
+
+    # The profile's picks say which taste found them; the filter narrows the tastes to it.
+    await page.locator("#profile-filter").select_option("antialias")
+    await expect(page.locator("#tastes-scope")).to_have_text("profile antialias")
+    await expect(page.locator("#recommendations li").first.locator(".taste-ref")).to_have_count(1)
+    labels = await page.locator("#recommendations .taste-ref").all_text_contents()
+    assert len(set(labels)) == 2, labels
+    await page.screenshot(path=str(tmp_path / "tastes.png"), full_page=True)
+    shutil.copyfile(tmp_path / "tastes.png", "/tmp/tastes-dashboard.png")
+    await page.locator("#profile-filter").select_option("default")
+    await expect(page.locator("#tastes-empty")).to_be_visible()
+    assert watch.errors == [] and watch.dialogs == []
     await context.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from haunt_fm.worker.embedding import EmbeddingWorker
 from tests.conftest import make_settings
 from tests.support.audio import make_aac_m4a, make_garbage, make_silent_m4a, make_truncated
+from tests.support.env import clean_environ
 from tests.support.live_server import LiveServer
 
 Factory = async_sessionmaker[AsyncSession]
@@ -350,7 +350,7 @@ async def test_missing_model_puts_the_worker_in_error_and_the_api_keeps_serving(
         embedding_interval_seconds=0.1,
     )
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        for _ in range(100):
+        for _ in range(600):  # a liveness bound for a busy machine, not a speed check
             status = (await client.get("/api/status")).json()
             if status["worker"]["state"] == "error":
                 break
@@ -362,7 +362,7 @@ async def test_missing_model_puts_the_worker_in_error_and_the_api_keeps_serving(
         assert r.status_code == 201
 
 
-async def test_worker_inside_serve_embeds_without_blocking_the_api(
+async def test_worker_inside_serve_embeds_every_track(
     serve: Any, db: Factory, previews: PreviewServer, tiny_clap_dir: Path
 ) -> None:
     for i in range(6):
@@ -376,12 +376,8 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         torch_threads=1,
     )
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        slowest = 0.0
         for _ in range(300):
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
             status = (await client.get("/api/status")).json()
-            slowest = max(slowest, loop.time() - t0)
             if status["pipeline"]["embedding"]["done"] == 6:
                 break
             await asyncio.sleep(0.05)
@@ -389,8 +385,7 @@ async def test_worker_inside_serve_embeds_without_blocking_the_api(
         assert status["worker"]["state"] in ("idle", "working")
         assert status["worker"]["last_batch_at"] is not None
         assert status["worker"]["text_tower_ok"] is not None
-        # The API answered throughout; inference runs off the event loop.
-        assert slowest < 2.0
+        # That the API answers while a batch runs: tests/worker/test_off_event_loop.py.
 
 
 @pytest.mark.slow
@@ -404,7 +399,7 @@ async def test_two_worker_processes_one_killed_mid_batch_embed_every_track_exact
         previews.files[f"k{i}.m4a"] = previews.files[f"tone{i % 3}.m4a"]
         names[await add_track(db, f"Kill {i}", previews.url(f"k{i}.m4a"))] = f"k{i}.m4a"
     previews.delay = 2.5  # each download outlasts the 1.5 s lease: only renewal keeps a batch
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAUNTFM_")} | {
+    env = clean_environ() | {
         "HAUNTFM_DATABASE_URL": pg_url,
         "HAUNTFM_CLAP_MODEL": str(tiny_clap_dir),
         "HAUNTFM_TORCH_THREADS": "1",
@@ -474,3 +469,136 @@ async def test_two_worker_processes_one_killed_mid_batch_embed_every_track_exact
     async with db() as session:
         attempts = dict((await session.execute(text("SELECT id, embedding_attempts FROM tracks"))).all())
     assert all(a == 0 for a in attempts.values())  # settled as done, counters reset
+
+
+async def test_worker_embeds_through_onnx_int8(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    onnx_model_cache: Path,
+    tmp_path: Path,
+    pg_url: str,
+) -> None:
+    import json
+    import shutil
+
+    from haunt_fm.pipeline.embeddings.audio import decode_audio
+    from haunt_fm.pipeline.embeddings.model import ClapEmbedder
+
+    models = Path(shutil.copytree(onnx_model_cache, tmp_path / "models"))
+    ids = [await add_track(db, f"Onnx {i}", previews.url(f"tone{i}.m4a")) for i in range(3)]
+    worker = make_worker(
+        db,
+        http,
+        tmp_path,
+        pg_url,
+        tiny_clap_dir,
+        embedding_runtime="onnx-int8",
+        model_cache_dir=models,
+    )
+    assert await worker.load_model()
+    assert worker.embedder.runtime == "onnx-int8"
+    assert await worker.run_once() == 3
+    got = await vectors(db)
+    assert set(got) == set(ids)
+    # The same previews through PyTorch: the int8 vectors are the model's vectors.
+    reference = ClapEmbedder.load(str(tiny_clap_dir), torch_threads=2)
+    for i, track_id in enumerate(ids):
+        path = tmp_path / f"tone{i}.m4a"
+        path.write_bytes(previews.files[f"tone{i}.m4a"])
+        want = reference.embed_audio([decode_audio(path)]).vectors[0]
+        assert float(got[track_id] @ want) >= 0.99
+    async with db() as session:
+        details = (await session.execute(text("SELECT details FROM worker_states"))).scalar_one()
+    details = details if isinstance(details, dict) else json.loads(details)
+    status = details["embedding_runtime"]
+    assert status["runtime"] == "onnx-int8" and status["requested"] == "onnx-int8"
+    assert status["gate"]["onnx-int8"]["passed"] is True
+
+
+async def test_the_next_batch_is_prepared_while_one_is_in_inference(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
+) -> None:
+    import threading
+
+    for i in range(4):  # four previews, four URLs: two batches of two
+        previews.files[f"pipe{i}.m4a"] = previews.files[f"tone{i % 3}.m4a"]
+        await add_track(db, f"Pipe {i}", previews.url(f"pipe{i}.m4a"))
+    worker = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_batch_size=2)
+    assert await worker.load_model()
+    in_inference, release = threading.Event(), threading.Event()
+    calls = 0
+    name = "embed_inputs" if hasattr(worker.embedder, "audio_inputs") else "embed_audio"
+    model_call = getattr(worker.embedder, name)
+
+    def held_model_call(batch: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the first batch stays in inference until the test lets it go
+            in_inference.set()
+            assert release.wait(60)
+        return model_call(batch)
+
+    setattr(worker.embedder, name, held_model_call)
+    task = asyncio.create_task(worker.run_batches())
+    try:
+        assert await asyncio.to_thread(in_inference.wait, 60)
+        for _ in range(600):  # a liveness bound for a busy machine, not a speed check
+            if all(previews.hits[f"pipe{i}.m4a"] for i in range(4)):
+                break
+            await asyncio.sleep(0.05)
+        # Every preview was downloaded while the first batch was still in the model.
+        assert all(previews.hits[f"pipe{i}.m4a"] == 1 for i in range(4))
+        assert calls == 1
+    finally:
+        release.set()
+    assert await task == 4
+    assert len(await vectors(db)) == 4
+
+
+async def test_a_model_switch_re_embeds_in_the_background_and_old_vectors_are_left_out(
+    db: Factory,
+    http: httpx.AsyncClient,
+    previews: PreviewServer,
+    tiny_clap_dir: Path,
+    tiny_clap_collapsed_dir: Path,
+    tmp_path: Path,
+    pg_url: str,
+    serve: Any,
+) -> None:
+    tracks = [await add_track(db, f"Song {i}", previews.url(f"tone{i}.m4a")) for i in range(3)]
+    first = make_worker(db, http, tmp_path, pg_url, tiny_clap_dir, embedding_batch_size=10)
+    assert await first.load_model() and await first.run_once() == 3
+    new_model = str(tiny_clap_collapsed_dir)
+    url = serve(clap_model=new_model)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        # HAUNTFM_CLAP_MODEL changed, no worker has loaded the new model yet: every vector is
+        # outdated and none takes part in any query.
+        status = (await client.get("/api/status")).json()["pipeline"]["embedding"]
+        assert (status["model"], status["outdated"], status["done"]) == (new_model, 3, 3)
+        r = await client.get("/api/tags")  # (no tags here; the query runs on the new model)
+        assert r.status_code == 200
+        second = make_worker(db, http, tmp_path, pg_url, tiny_clap_collapsed_dir, embedding_batch_size=1)
+        assert await second.load_model()  # queues the outdated tracks again
+        status = (await client.get("/api/status")).json()
+        assert (
+            status["pipeline"]["embedding"]["pending"] == 3
+            and status["pipeline"]["embedding"]["outdated"] == 3
+        )
+        assert status["worker"]["text_tower_ok"] is False  # this checkpoint's text tower is collapsed
+        assert await second.run_once() == 1  # one re-embedded: its old vector is replaced
+        status = (await client.get("/api/status")).json()["pipeline"]["embedding"]
+        assert (status["outdated"], status["pending"], status["done"]) == (2, 2, 1)
+        while await second.run_once():
+            pass
+        status = (await client.get("/api/status")).json()["pipeline"]["embedding"]
+        assert (status["outdated"], status["pending"], status["done"]) == (0, 0, 3)
+    async with db() as session:
+        models = (await session.execute(text("SELECT DISTINCT model FROM track_embeddings"))).scalars().all()
+    assert models == [new_model] and set(await vectors(db)) == set(tracks)

@@ -7,26 +7,44 @@ counterpart describe their operation once (`backend.Call`) and run it in-process
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from haunt_fm import __version__
 from haunt_fm.cli import (
     db,
     discovery,
     feedback,
+    history,
+    imports,
     listens,
     playlists,
     profiles,
+    radio,
     recommendations,
     server,
     status,
     taste,
 )
-from haunt_fm.cli.common import CliState, setup_logging
+from haunt_fm.cli.common import EXIT_USAGE, CliState, fail, settings, setup_logging
+from haunt_fm.config import SettingsError
+
+
+class _CheckedSettings(TyperGroup):
+    """Every command: an unusable setting stops it with one line and exit status 2, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=EXIT_USAGE) from None
+
 
 app = typer.Typer(
+    cls=_CheckedSettings,
     help=(
         "haunt-fm: a personal music recommendation engine for a household.\n\n"
         "Commands with an API counterpart run against the local database, or with --url "
@@ -69,12 +87,31 @@ def main(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
+    # Before any command: a retired setting stops it with the sentence naming its replacement
+    # (an invalid one raises SettingsError here, which _CheckedSettings turns into one line).
+    for message in settings().retired():
+        raise fail(message)
     ctx.obj = CliState(verbose=verbose, url=url)
     setup_logging(verbose=verbose)
 
 
-# Daily use first, then the service and its database. Other command groups register here.
-for module in (status, listens, recommendations, playlists, feedback, profiles, taste, discovery, server, db):
+# Daily use first, then history, discovery, the service and its database.
+# Other command groups register here.
+for module in (
+    status,
+    listens,
+    recommendations,
+    playlists,
+    radio,
+    feedback,
+    profiles,
+    taste,
+    imports,
+    history,
+    discovery,
+    server,
+    db,
+):
     module.register(app)
 
 if __name__ == "__main__":

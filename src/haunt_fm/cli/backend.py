@@ -9,10 +9,12 @@ database through a `Runtime`. Both backends answer the same `Answer`: the API's 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -57,15 +59,10 @@ class Local:
         return transaction(self.runtime.sessions)
 
     def vibe_encoder(self) -> VibeEncoder:
-        """The encoder an API process without a model uses: a new vibe goes to the workers' queue."""
-        from haunt_fm.pipeline.recommendations.vibe import VibeEncoder, text_model_id
+        """The encoder of an API process without a model: tags, and new vibe text to the workers' queue."""
+        from haunt_fm.pipeline.recommendations.vibe import make_vibe_encoder
 
-        return VibeEncoder(
-            session_factory=self.runtime.sessions,
-            timeout_s=self.settings.vibe_embed_timeout_seconds,
-            model_id=text_model_id(self.settings),
-            wakeups=self.runtime.wakeups,
-        )
+        return make_vibe_encoder(self.settings, self.runtime.sessions, wakeups=self.runtime.wakeups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +75,8 @@ class Call(Generic[M]):
     local: Callable[[Local], Awaitable[M]]
     params: Mapping[str, Any] = field(default_factory=dict)
     body: BaseModel | None = None
+    # Over HTTP: a file sent as the multipart field `file` (streamed from disk), instead of `body`.
+    upload: Path | None = None
     # Seconds to wait for the answer over HTTP; None: as long as it takes (discovery, playback).
     timeout: float | None = 60.0
     # In-process: connections the operation needs, and whether it waits for queue wake-ups
@@ -166,19 +165,38 @@ class RemoteBackend:
         self.base_url = base_url
 
     async def call(self, call: Call[M]) -> Answer[M]:
-        import httpx
-
-        from haunt_fm.clients._http import new_http_client
-
         headers = {"Accept": "application/json"}
         if self.settings.api_token is not None:
             headers["Authorization"] = f"Bearer {self.settings.api_token.get_secret_value()}"
         params = {k: v for k, v in call.params.items() if v is not None}
         body = call.body.model_dump(mode="json") if call.body is not None else None
+        with _opened(call.upload) as upload:
+            response = await self._request(call, params=params, body=body, upload=upload, headers=headers)
+        return self._answer(call, response)
+
+    async def _request(
+        self,
+        call: Call[Any],
+        *,
+        params: dict[str, Any],
+        body: Any,
+        upload: _Upload | None,
+        headers: dict[str, str],
+    ) -> httpx.Response:
+        import httpx
+
+        from haunt_fm.clients._http import new_http_client
+
         async with new_http_client(timeout=httpx.Timeout(call.timeout, connect=10.0)) as http:
+            files = {"file": (upload.name, upload.file, "application/octet-stream")} if upload else None
             try:
                 response = await http.request(
-                    call.method, self.base_url + call.path, params=params, json=body, headers=headers
+                    call.method,
+                    self.base_url + call.path,
+                    params=params,
+                    json=body,
+                    files=files,
+                    headers=headers,
                 )
             except httpx.ReadTimeout:
                 raise CommandError(
@@ -187,7 +205,7 @@ class RemoteBackend:
             except httpx.HTTPError as exc:
                 reason = str(exc) or type(exc).__name__
                 raise CommandError(f"cannot reach haunt-fm at {self.base_url}: {reason}.") from None
-        return self._answer(call, response)
+        return response
 
     def _answer(self, call: Call[M], response: httpx.Response) -> Answer[M]:
         try:
@@ -225,6 +243,26 @@ class RemoteBackend:
         if isinstance(detail, str) and detail:
             return detail
         return f"haunt-fm at {self.base_url} answered HTTP {response.status_code}."
+
+
+@dataclass(frozen=True, slots=True)
+class _Upload:
+    name: str
+    file: BinaryIO
+
+
+@contextlib.contextmanager
+def _opened(path: Path | None) -> Iterator[_Upload | None]:
+    """The file to upload, open for reading (httpx streams it in chunks); None without one."""
+    if path is None:
+        yield None
+        return
+    try:
+        handle = path.expanduser().open("rb")
+    except OSError as exc:
+        raise CommandError(f"{str(path)!r} cannot be read: {exc.strerror or exc}.") from None
+    with handle:
+        yield _Upload(path.name, handle)
 
 
 def execute(ctx: typer.Context, call: Call[M]) -> Answer[M]:

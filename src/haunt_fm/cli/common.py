@@ -100,6 +100,16 @@ def remote_url(ctx: typer.Context) -> str | None:
     return url
 
 
+def need_lastfm_key(remote: str | None, *, what: str) -> None:
+    """In-process, `what` needs this machine's Last.fm key; remotely the service's own counts."""
+    if remote is None and not settings().lastfm_configured:
+        # (The services' own sentence ends "and restart haunt-fm": a command reads the key at once.)
+        raise fail(
+            f"{what} needs a Last.fm API key: set HAUNTFM_LASTFM_API_KEY (create one at "
+            "https://www.last.fm/api/account/create)."
+        )
+
+
 def local_only(ctx: typer.Context, *, service: bool = False) -> None:
     """Refuse a remote service for a command without an API counterpart (it works on the database).
 
@@ -150,6 +160,10 @@ def setup_logging(*, verbose: bool, level: str | None = None) -> None:
     logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
     # One line per plugin on every start, even verbose it says nothing useful.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from haunt_fm import logs
+
+    # A repeated warning or error (a wrong key, an outage) is logged once, then counted.
+    logs.install()
 
 
 # --- the database -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from haunt_fm.cli.backend import Call, Local, execute, request
-from haunt_fm.cli.common import JsonOption, fail, remote_url, settings
+from haunt_fm.cli.common import JsonOption, fail, need_lastfm_key, remote_url
 
 if TYPE_CHECKING:
     from haunt_fm.pipeline.discovery import service
@@ -104,12 +104,7 @@ def discover(
     from haunt_fm.pipeline.discovery.schemas import DiscoverIn, DiscoverOut
 
     remote = remote_url(ctx)
-    if remote is None and not settings().lastfm_configured:
-        # (The service's own sentence ends "and restart haunt-fm": a command reads the key at once.)
-        raise fail(
-            "Discovery needs a Last.fm API key: set HAUNTFM_LASTFM_API_KEY (create one at "
-            "https://www.last.fm/api/account/create)."
-        )
+    need_lastfm_key(remote, what="Discovery")
     body = request(
         DiscoverIn,
         options={"limit": "--limit", "profile": "--profile", "max_seeds": "--max-seeds"},

@@ -26,7 +26,11 @@ def recent(
     ] = 20,
     as_json: JsonOption = False,
 ) -> None:
-    """Recent listens, newest first (every profile's unless --profile)."""
+    """Recent listens, newest first (every profile's unless --profile).
+
+    `source` says where a listen came from (webhook, ha_history, lastfm, listenbrainz); a skipped
+    listen (cut short by the next on its speaker) feeds no taste.
+    """
     from haunt_fm.pipeline.listens.schemas import RecentListens
 
     async def local(rt: Local) -> RecentListens:
@@ -45,16 +49,29 @@ def render_recent(doc: RecentListens, *, profile: str | None) -> None:
         say(f"No listens yet{f' for {profile!r}' if profile else ''}.")
         return
     title = f"Recent listens{f' of {profile!r}' if profile else ''}"
-    out = table(title, "played", "profile", "artist", "title", "speaker", "source", "track", right=("track",))
+    out = table(
+        title,
+        "played",
+        "profile",
+        "artist",
+        "title",
+        "speaker",
+        "source",
+        "skipped",
+        "track",
+        right=("track",),
+    )
     for e in doc.events:
-        skipped = getattr(e, "skipped", None)
         out.add_row(
             when(e.played_at),
             cell(e.profile),
             cell(e.artist),
-            cell(e.title + (" (skipped)" if skipped else "")),
+            cell(e.title),
             cell(e.speaker_name or e.speaker_entity),
             e.source,
+            "skipped" if e.skipped else "",
             str(e.track_id),
+            # A skipped listen feeds no taste: dimmed.
+            style="dim" if e.skipped else None,
         )
     console().print(out)

@@ -1,7 +1,8 @@
 """`haunt-fm playlist` (POST /api/playlists/generate): generate (and play) a playlist, shown as a table.
 
-In-process the CLI holds no model: a new vibe text goes through the text_embeddings queue,
-like an API process without one, and a running `haunt-fm worker` (or `serve`) embeds it.
+In-process the CLI holds no model: a vibe is grounded in the library's tags, and when the
+model's text tower works its text goes through the text_embeddings queue, like an API process
+without a model, for a running `haunt-fm worker` (or `serve`) to embed.
 """
 
 from __future__ import annotations

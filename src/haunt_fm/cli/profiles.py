@@ -8,7 +8,7 @@ import typer
 
 from haunt_fm.cli.backend import Call, Local, execute, in_transaction, request
 from haunt_fm.cli.common import JsonOption, console, say, usage_error
-from haunt_fm.cli.render import cell, table, when
+from haunt_fm.cli.render import cell, table, taste_lines, when
 
 if TYPE_CHECKING:
     from haunt_fm.pipeline.profiles.schemas import ProfileDeleted, ProfileList, ProfileOut, SpeakersOut
@@ -49,6 +49,7 @@ def render_profiles(doc: ProfileList) -> None:
         "feedback",
         "speakers",
         "taste built",
+        "tastes",
         right=("listens", "tracks", "feedback"),
     )
     for p in doc.profiles:
@@ -60,6 +61,7 @@ def render_profiles(doc: ProfileList) -> None:
             str(p.feedback),
             cell(", ".join(p.speakers)),
             when(p.taste_built_at),
+            cell("; ".join(f"{t.label} {t.weight:.0%}" for t in p.tastes)),
         )
     console().print(out)
 
@@ -180,6 +182,8 @@ def render_profile(p: ProfileOut) -> None:
     stale = " (stale: rebuilt on next use)" if p.taste_stale else ""
     used = f" from {p.taste_tracks_used} track(s)" if p.taste_tracks_used else ""
     say(f"  taste built {when(p.taste_built_at)}{used}{stale}")
+    for line in taste_lines(p.tastes):
+        say(f"  {line}")
     say(f"  created {when(p.created_at)}")
 
 

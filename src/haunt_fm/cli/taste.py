@@ -8,7 +8,7 @@ import typer
 
 from haunt_fm.cli.backend import Call, execute, in_transaction
 from haunt_fm.cli.common import JsonOption, ProfileOption, say
-from haunt_fm.cli.render import when
+from haunt_fm.cli.render import taste_lines, when
 
 if TYPE_CHECKING:
     from haunt_fm.pipeline.taste.schemas import TasteBuilt
@@ -35,3 +35,5 @@ def rebuild(ctx: typer.Context, profile: ProfileOption = None, as_json: JsonOpti
 
 def render_taste(t: TasteBuilt) -> None:
     say(f"Taste of '{t.profile}' rebuilt from {t.tracks_used} track(s) at {when(t.built_at)}.")
+    for line in taste_lines(t.tastes):
+        say(f"  {line}")

@@ -26,6 +26,8 @@ _PHRASES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\bauto_play needs speaker_entity\b"), "--play needs --speaker"),
     (re.compile(r"\bspeaker_entity must be\b"), "--speaker must be"),
     (re.compile(r"\s*\(POST /api/history/webhook\)"), " (the Home Assistant automation)"),
+    # Only a remote import's follow-up can meet it, and no command lists imports.
+    (re.compile(r"; GET /api/admin/imports lists them\."), "."),
 ]
 _ENDPOINTS: list[tuple[str, str]] = [
     ("POST /api/admin/discover", "`haunt-fm discover`"),
@@ -37,6 +39,10 @@ _ENDPOINTS: list[tuple[str, str]] = [
     ("GET /api/recommendations", "`haunt-fm recommend`"),
     ("GET /api/history/recent", "`haunt-fm recent`"),
     ("GET /api/profiles", "`haunt-fm profiles list`"),
+    ("POST /api/radio", "`haunt-fm radio start`"),
+    ("GET /api/radio", "`haunt-fm radio status`"),
+    ("POST /api/admin/import/lastfm", "`haunt-fm import lastfm`"),
+    ("POST /api/admin/import/listenbrainz", "`haunt-fm import listenbrainz`"),
     ("GET /api/status", "`haunt-fm status`"),
     ("/api/status", "`haunt-fm status`"),
 ]

@@ -45,7 +45,8 @@ _RESERVE_SQL = text(
     ON CONFLICT (service) DO UPDATE SET
         next_at = greatest(r.next_at, clock_timestamp() + make_interval(secs => :pause))
                   + make_interval(secs => :interval)
-    RETURNING extract(epoch FROM r.next_at - make_interval(secs => :interval) - clock_timestamp())
+    RETURNING extract(epoch FROM r.next_at - make_interval(secs => :interval)) AS slot,
+              extract(epoch FROM r.next_at - make_interval(secs => :interval) - clock_timestamp()) AS wait
     """
 ).bindparams(bindparam("pause", type_=Float), bindparam("interval", type_=Float))
 
@@ -66,20 +67,18 @@ class SharedRateLimiter:
         self._paused_until = float("-inf")
 
     async def acquire(self) -> float:
-        """Reserve the next slot and wait for it; returns the release time (monotonic clock)."""
+        """Reserve the next slot and wait for it; returns the slot (epoch seconds, database clock)."""
         pause = max(0.0, self._paused_until - time.monotonic())
         async with self.sessions() as session:
-            wait = float(
-                (
-                    await session.execute(
-                        _RESERVE_SQL, {"service": self.service, "pause": pause, "interval": self.interval}
-                    )
-                ).scalar_one()
-            )
+            slot, wait = (
+                await session.execute(
+                    _RESERVE_SQL, {"service": self.service, "pause": pause, "interval": self.interval}
+                )
+            ).one()
             await session.commit()
         if wait > 0:
-            await asyncio.sleep(wait)
-        return time.monotonic()
+            await asyncio.sleep(float(wait))
+        return float(slot)
 
     def pause(self, seconds: float) -> None:
         """The service said to slow down: nobody's next request leaves before `seconds` from now."""

@@ -11,6 +11,7 @@ again after every run, successful or not, so one failure never stops the schedul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,16 @@ def jobs_stage(kinds: list[str] | None = None) -> Stage:
     )
 
 
+# One given job (`:job_id`), if it is due and free: a command line that queued a job runs it itself.
+_ONE_JOB_STAGE = Stage(
+    name="jobs",
+    table="jobs",
+    prefix="",
+    ready="id = CAST(:job_id AS bigint) AND kind = ANY(CAST(:kinds AS text[]))",
+    returning=("t.kind", "t.key", "t.payload"),
+)
+
+
 @dataclass(slots=True)
 class JobContext:
     """What a handler gets: the job and a way to report progress while it runs."""
@@ -78,6 +89,10 @@ class JobKind:
     handler: Handler
     retry: RetryPolicy = DEFAULT_JOB_RETRY
     every: Callable[[], float | None] | None = None  # seconds; None or <= 0 = not periodic
+    first_after: float = 0.0  # seconds after startup for a periodic kind's first run
+    # A periodic kind that must run soon after every start (not only the first): its pending
+    # run is brought forward to `first_after` from now (recovering what happened while down).
+    at_start: bool = False
 
 
 async def enqueue(
@@ -127,15 +142,47 @@ class JobRunner:
         for kind in self.kinds.values():
             period = kind.every() if kind.every else None
             if period and period > 0:
-                await enqueue(self.sessions, kind=kind.name, key=PERIODIC_KEY)
+                first = datetime.now(UTC) + timedelta(seconds=kind.first_after)
+                async with transaction(self.sessions) as session:
+                    queued = await repo.enqueue_job(session, kind=kind.name, key=PERIODIC_KEY, run_at=first)
+                    if queued is None and kind.at_start:
+                        await repo.bring_forward(session, kind=kind.name, key=PERIODIC_KEY, run_at=first)
 
     async def run_forever(self) -> None:
         await self.schedule_periodic()
-        await asyncio.gather(*(self.runner.run_forever(self._process) for _ in range(self.concurrency)))
+        workers = [
+            asyncio.create_task(self.runner.run_forever(self._process)) for _ in range(self.concurrency)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            # A plain gather ends as soon as its first worker is cancelled (an idle one, at once),
+            # leaving a busy one no time to hand its job's lease back: wait for every one. One
+            # already cancelled is not cancelled again: that would break off its clean-up (a
+            # rollback, the lease's release) and leave a connection idle in its transaction.
+            for worker in workers:
+                if not worker.done() and not worker.cancelling():
+                    worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker
 
     async def run_once(self) -> int:
         """Run at most one due job; returns 1 if one ran (for tests and `run_until_idle`)."""
         return await self.runner.run_once(self._process)
+
+    async def run_job(self, job_id: int) -> bool:
+        """Run the job `job_id` now if it is due and nobody holds it; False when it could not be claimed."""
+        runner = StageRunner(
+            sessions=self.sessions,
+            stage=_ONE_JOB_STAGE,
+            batch=1,
+            lease_seconds=self.runner.lease_seconds,
+            max_attempts=self.runner.max_attempts,
+            idle_seconds=0.0,
+            claim_params=lambda: {"job_id": job_id, "kinds": list(self.kinds)},
+        )
+        return bool(await runner.run_once(self._process))
 
     async def run_until_idle(self, *, max_jobs: int = 1000) -> int:
         """Run due jobs one after another until none is due; returns how many ran."""

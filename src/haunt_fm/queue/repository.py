@@ -316,6 +316,21 @@ async def enqueue_job(
     return int(row[0])
 
 
+_BRING_FORWARD_SQL = text(
+    """
+    UPDATE jobs
+    SET next_at = least(coalesce(next_at, CAST(:run_at AS timestamptz)), CAST(:run_at AS timestamptz))
+    WHERE kind = :kind AND key = :key AND status = 'pending'
+    """
+)
+
+
+async def bring_forward(session: AsyncSession, *, kind: str, key: str, run_at: datetime) -> None:
+    """Make the pending (kind, key) job due no later than `run_at`, and wake the job runners."""
+    await session.execute(_BRING_FORWARD_SQL, {"kind": kind, "key": key, "run_at": run_at})
+    await notify(session, "jobs")
+
+
 async def pending_job(session: AsyncSession, *, kind: str, key: str) -> int | None:
     """The id of the pending job (kind, key), if one is queued."""
     row = (await session.execute(_JOB_PENDING_SQL, {"kind": kind, "key": key})).first()

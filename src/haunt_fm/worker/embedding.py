@@ -15,8 +15,10 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from haunt_fm.pipeline.embeddings.audio import (
 )
 from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE, HEARTBEAT_SECONDS, TEXT_STAGE, TEXTS_DONE
 from haunt_fm.pipeline.embeddings.vectors import unit_rows
-from haunt_fm.queue import Claim, Expiry, Held, StageRunner, Wakeups, worker_id
+from haunt_fm.queue import Claim, Expiry, Held, StageRunner, Wakeups, hold, worker_id
 from haunt_fm.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,29 @@ MODEL_RETRY = RetryPolicy(
 DOWNLOAD_CONCURRENCY = 4
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 PREVIEW_GONE = (404, 410)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A batch ready for the model: decoded previews, their model inputs, and what failed."""
+
+    ready: list[tuple[Claim, np.ndarray]]
+    failures: list[tuple[Claim, str, bool, int | None]]
+    inputs: Any  # AudioInputs when the embedder offers audio_inputs, else None
+    started: float
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A claimed batch whose leases are held while it is prepared, embedded and stored."""
+
+    claims: list[Claim]
+    held: Held
+    stack: contextlib.AsyncExitStack
+    prepare: asyncio.Future[_Prepared]
+
+    async def close(self) -> None:
+        await self.stack.aclose()
 
 
 class EmbeddingWorker:
@@ -84,8 +109,10 @@ class EmbeddingWorker:
         self.text_tower_note: str | None = None
         self._load_embedder = load_embedder or self._default_loader
         self._on_model_loaded = on_model_loaded
-        # One model, one inference thread: batches never run on the event loop.
+        # One model, one inference thread: batches never run on the event loop. One prepare thread
+        # decodes and computes features for the next batch meanwhile (never more: two cores).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clap")
+        self._prepare_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
         self._load_failures = 0
         self._last_heartbeat = 0.0
         self.audio_dir = settings.resolved_audio_cache_dir
@@ -125,7 +152,7 @@ class EmbeddingWorker:
             self.settings.clap_model,
             cache_dir=self.settings.resolved_model_cache_dir,
             torch_threads=self.settings.torch_threads,
-            text_model=self.settings.clap_text_model,
+            runtime=self.settings.embedding_runtime,
         )
 
     async def run_forever(self) -> None:
@@ -136,7 +163,7 @@ class EmbeddingWorker:
                     await self._idle(MODEL_RETRY.delay(self._load_failures), texts=False)
                     continue
                 try:
-                    done = await self.run_once()
+                    done = await self.process_texts() + await self.run_batches()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # a database hiccup must not kill the worker
@@ -151,6 +178,7 @@ class EmbeddingWorker:
                 async with transaction(self.sessions) as session:
                     await repo.forget_worker(session, worker_id=self.id)
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._prepare_executor.shutdown(wait=False, cancel_futures=True)
 
     async def load_model(self) -> bool:
         """Load the CLAP model off the event loop; on failure record state `error`."""
@@ -208,12 +236,68 @@ class EmbeddingWorker:
         return handled + claimed
 
     async def _embed_tracks(self, claims: list[Claim], held: Held) -> None:
+        """One batch, start to end: prepare, infer, store (run_once; run_forever overlaps batches)."""
+        prepared = await self._prepare(claims)
+        await self._store(prepared, await self._infer(prepared), held)
+
+    async def run_batches(self) -> int:
+        """Embed batches back to back until none is left; returns how many tracks were claimed.
+
+        While one batch is in inference, the next is claimed and its previews downloaded,
+        decoded and turned into model features (one prepare thread), so the model never waits
+        for the network or the decoder. At most one batch is prepared ahead.
+        """
+        claimed = 0
+        upcoming = await self._begin_batch()
+        try:
+            while upcoming is not None:
+                current, upcoming = upcoming, None
+                try:
+                    prepared = await current.prepare
+                    inference = asyncio.ensure_future(self._infer(prepared))
+                    try:
+                        upcoming = await self._begin_batch()
+                    finally:
+                        result = await inference
+                    await self._store(prepared, result, current.held)
+                finally:
+                    await current.close()
+                claimed += len(current.claims)
+                self.last_batch_at = datetime.now(UTC)
+                # Vibe texts someone is waiting for go between batches.
+                await self.process_texts()
+        finally:
+            if upcoming is not None:
+                upcoming.prepare.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upcoming.prepare
+                await upcoming.close()
+        if claimed:
+            self.state = "idle"
+            await self.heartbeat(force=True)
+        return claimed
+
+    async def _begin_batch(self) -> _Batch | None:
+        """Claim a batch, hold its leases, and start preparing it; None when there is no work."""
+        claims = await self.tracks.claim()
+        if not claims:
+            return None
+        stack = contextlib.AsyncExitStack()
+        held = await stack.enter_async_context(
+            hold(self.sessions, EMBEDDING_STAGE, claims, lease_seconds=self.tracks.lease_seconds)
+        )
+        return _Batch(claims, held, stack, asyncio.ensure_future(self._prepare(claims)))
+
+    async def _prepare(self, claims: list[Claim]) -> _Prepared:
+        """Download the previews (4 at a time), then decode them and compute model features on the
+        prepare thread (one thread: it must not crowd out inference on a small machine)."""
+        started = time.monotonic()
         self.state = "working"
         await self.heartbeat(force=True)
         semaphore = asyncio.Semaphore(DOWNLOAD_CONCURRENCY)
         loop = asyncio.get_running_loop()
 
-        async def prepare(item: Claim) -> tuple[Claim, np.ndarray | None, str | None, bool, int | None]:
+        async def fetch(item: Claim) -> tuple[Claim, Path | None, str | None, bool, int | None]:
             async with semaphore:
                 try:
                     path = await download_preview(
@@ -223,43 +307,82 @@ class EmbeddingWorker:
                         max_bytes=self.settings.max_preview_bytes,
                         timeout=DOWNLOAD_TIMEOUT_SECONDS,
                     )
-                    samples = await asyncio.to_thread(decode_audio, path)
                 except AudioDownloadError as exc:
                     return item, None, str(exc), exc.transient, exc.status_code
-                except AudioDecodeError as exc:
-                    self._drop_cached(item)
-                    return item, None, f"could not decode the preview: {exc}", False, None
-                if samples.size == 0:
-                    return item, None, "the preview holds no audio", False, None
-                if is_silent(samples):
-                    return item, None, SILENT_REASON, False, None
-                return item, samples, None, False, None
+                return item, path, None, False, None
 
-        prepared = await asyncio.gather(*(prepare(item) for item in claims))
-        ready = [(item, samples) for item, samples, *_ in prepared if samples is not None]
+        fetched = await asyncio.gather(*(fetch(item) for item in claims))
         failures = [
-            (item, error, transient, status)
-            for item, samples, error, transient, status in prepared
-            if samples is None
+            (item, error or "", transient, status)
+            for item, path, error, transient, status in fetched
+            if path is None
         ]
+        downloaded = [(item, path) for item, path, *_ in fetched if path is not None]
+        ready, more_failures, inputs = await loop.run_in_executor(
+            self._prepare_executor, self._decode, downloaded
+        )
+        return _Prepared(ready=ready, failures=failures + more_failures, inputs=inputs, started=started)
 
-        vectors: np.ndarray | None = None
-        counts: list[int] = []
-        if ready:
+    def _decode(
+        self, downloaded: list[tuple[Claim, Path]]
+    ) -> tuple[list[tuple[Claim, np.ndarray]], list[tuple[Claim, str, bool, int | None]], Any]:
+        """Decode previews and build the model's inputs (runs on the prepare thread)."""
+        ready: list[tuple[Claim, np.ndarray]] = []
+        failures: list[tuple[Claim, str, bool, int | None]] = []
+        for item, path in downloaded:
             try:
-                result = await loop.run_in_executor(
-                    self._executor, self.embedder.embed_audio, [s for _, s in ready]
-                )
-                vectors, counts = result[0], list(result[1])
-            except Exception as exc:
-                log.exception("CLAP inference failed")
-                failures += [
-                    (item, f"embedding failed: {type(exc).__name__}: {exc}", True, None) for item, _ in ready
-                ]
-                ready = []
+                samples = decode_audio(path)
+            except AudioDecodeError as exc:
+                failures.append((item, f"could not decode the preview: {exc}", False, None))
+                continue
+            finally:
+                # The file is not needed once decoded, whatever follows. Dropping it here, and
+                # only here, keeps the batch in inference from deleting a file that the batch
+                # being prepared shares (two tracks, one preview URL); a retry downloads again.
+                self._drop_cached(item)
+            if samples.size == 0:
+                failures.append((item, "the preview holds no audio", False, None))
+            elif is_silent(samples):
+                failures.append((item, SILENT_REASON, False, None))
+            else:
+                ready.append((item, samples))
+        inputs = None
+        audio_inputs = getattr(self.embedder, "audio_inputs", None)
+        if ready and audio_inputs is not None:
+            try:
+                inputs = audio_inputs([samples for _, samples in ready])
+            except Exception:  # left to embed_audio, which reports the error per batch
+                log.exception("computing model features failed")
+        return ready, failures, inputs
 
+    async def _infer(self, prepared: _Prepared) -> tuple[np.ndarray | None, list[int], str | None]:
+        """Run the model on the inference thread: (vectors, windows per track, error)."""
+        if not prepared.ready:
+            return None, [], None
+        loop = asyncio.get_running_loop()
+        try:
+            if prepared.inputs is not None:
+                result = await loop.run_in_executor(
+                    self._executor, self.embedder.embed_inputs, prepared.inputs
+                )
+            else:
+                waveforms = [s for _, s in prepared.ready]
+                result = await loop.run_in_executor(self._executor, self.embedder.embed_audio, waveforms)
+        except Exception as exc:
+            log.exception("CLAP inference failed")
+            return None, [], f"embedding failed: {type(exc).__name__}: {exc}"
+        return result[0], list(result[1]), None
+
+    async def _store(
+        self, prepared: _Prepared, result: tuple[np.ndarray | None, list[int], str | None], held: Held
+    ) -> None:
         from haunt_fm.pipeline.embeddings.model import PIPELINE_VERSION
 
+        vectors, counts, error = result
+        ready, failures = prepared.ready, list(prepared.failures)
+        if error is not None:
+            failures += [(item, error, True, None) for item, _ in ready]
+            ready = []
         stored = 0
         async with transaction(self.sessions) as session:
             for i, (item, _) in enumerate(ready):
@@ -272,21 +395,22 @@ class EmbeddingWorker:
                         model=self.embedder.model_id,
                         pipeline_version=PIPELINE_VERSION,
                         windows=counts[i],
+                        runtime=getattr(self.embedder, "runtime", None),
                     )
                     stored += 1
-            for item, error, transient, status in failures:
-                await self._record_failure(session, item, error or "unknown error", transient, status)
-        for item, _ in ready:
-            self._drop_cached(item)
+            for item, message, transient, status in failures:
+                await self._record_failure(session, item, message or "unknown error", transient, status)
         self.tracks_done += stored
         if failures and not ready:
             self.last_error = failures[-1][1]
         lost = len(held.lost)
+        took = time.monotonic() - prepared.started
         log.info(
-            "embedding batch: %d stored, %d failed or retried%s",
+            "embedding batch: %d stored, %d failed or retried%s; %.2f s per preview",
             stored,
             len(failures),
             f", {lost} taken over by another worker" if lost else "",
+            took / max(1, stored + len(failures)),
         )
 
     async def _record_failure(
@@ -304,7 +428,6 @@ class EmbeddingWorker:
             )
             return
         await queue.fail(session, EMBEDDING_STAGE, item, error=error)
-        self._drop_cached(item)
         log.warning("track %s (%s - %s) failed: %s", item.key, item["artist"], item["title"], error)
 
     def _drop_cached(self, item: Claim) -> None:
@@ -338,7 +461,7 @@ class EmbeddingWorker:
                     await queue.fail(session, TEXT_STAGE, claim, error=f"{type(exc).__name__}: {exc}"[:500])
                 await queue.notify(session, TEXTS_DONE)
             return
-        model = getattr(self.embedder, "text_model_id", None) or getattr(self.embedder, "model_id", None)
+        model = getattr(self.embedder, "model_id", None)
         async with transaction(self.sessions) as session:
             for claim, vector in zip(claims, vectors, strict=True):
                 if await queue.complete(session, TEXT_STAGE, claim):
@@ -391,7 +514,12 @@ class EmbeddingWorker:
             "model": self.settings.clap_model,
             "model_loaded": self.embedder is not None,
             "text_tower_ok": self.text_tower_ok,
-            "details": repo.details_json({"text_tower_note": self.text_tower_note}),
+            "details": repo.details_json(
+                {
+                    "text_tower_note": self.text_tower_note,
+                    "embedding_runtime": getattr(self.embedder, "runtime_details", None),
+                }
+            ),
             "last_batch_at": self.last_batch_at,
             "last_error": self.last_error,
             "tracks_done": self.tracks_done,

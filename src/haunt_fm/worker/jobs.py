@@ -12,7 +12,17 @@ from haunt_fm.runtime import Runtime
 
 def job_kinds(runtime: Runtime) -> dict[str, JobKind]:
     """Every job kind this process can run, by name."""
-    kinds: list[JobKind] = []
+    from haunt_fm.pipeline.discovery import tasks as discovery
+    from haunt_fm.pipeline.imports import tasks as imports
+    from haunt_fm.pipeline.listens import tasks as listens
+    from haunt_fm.pipeline.tags import tasks as tags
+
+    kinds: list[JobKind] = [
+        *listens.job_kinds(runtime),
+        *discovery.job_kinds(runtime),
+        *tags.job_kinds(runtime),
+        *imports.job_kinds(runtime),
+    ]
     return {kind.name: kind for kind in kinds}
 
 

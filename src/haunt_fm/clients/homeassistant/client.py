@@ -7,6 +7,7 @@ import logging
 import random
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -95,6 +96,42 @@ class HomeAssistantClient(ServiceClient):
             )
         return body
 
+    async def history(
+        self,
+        entity_ids: Sequence[str],
+        *,
+        start: datetime,
+        end: datetime,
+        significant_changes_only: bool = False,
+    ) -> list[list[dict[str, Any]]]:
+        """Recorded states of `entity_ids` from `start` to `end`: one list per entity, oldest first.
+
+        Each list starts with the entity's state at `start` (its times moved up to `start`).
+        Entities without a state in the window are left out. Track changes while a player
+        stays `playing` are attribute changes, which Home Assistant leaves out unless
+        `significant_changes_only` is False.
+        """
+        if not entity_ids:
+            return []
+        # Quoted by hand: a `+` in the offset must travel as %2B (in the query a bare `+` reads
+        # as a space, and Home Assistant answers 400 "Invalid end_time"). Without end_time the
+        # window would be one day from `start`.
+        query = "&".join(
+            [
+                "filter_entity_id=" + quote(",".join(entity_ids), safe=",."),
+                "end_time=" + quote(_iso(end), safe=""),
+                *([] if significant_changes_only else ["significant_changes_only=0"]),
+            ]
+        )
+        body = await self._get(f"/api/history/period/{quote(_iso(start), safe='')}?{query}")
+        if not isinstance(body, list) or not all(
+            isinstance(states, list) and all(isinstance(state, dict) for state in states) for states in body
+        ):
+            raise HomeAssistantError(
+                "Home Assistant answered the history with an unexpected shape", transient=False
+            )
+        return body
+
     async def call_service(
         self, domain: str, service: str, data: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
@@ -150,6 +187,10 @@ class HomeAssistantClient(ServiceClient):
         data.update({key: value for key, value in optional.items() if value is not None})
         return await self.call_service("music_assistant", "play_media", data)
 
+    async def media_stop(self, entity_id: str) -> list[dict[str, Any]]:
+        """Stop what the player is playing (`media_player.media_stop`)."""
+        return await self.call_service("media_player", "media_stop", {"entity_id": entity_id})
+
     async def _get(self, path: str, *, missing_ok: bool = False) -> Any:
         async def attempt() -> Any:
             response = await self._send("GET", path)
@@ -203,6 +244,13 @@ class HomeAssistantClient(ServiceClient):
             transient=status >= 500,
             status=status,
         )
+
+
+def _iso(when: datetime) -> str:
+    """ISO-8601 in UTC with microseconds, as Home Assistant writes its own times."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _snippet(response: httpx.Response) -> str:

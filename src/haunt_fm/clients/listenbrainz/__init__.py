@@ -10,6 +10,7 @@ from haunt_fm.clients.listenbrainz.export import (
     ReadCounts,
     ReadProblem,
     format_for_content_type,
+    storable_text,
     to_listen,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "ReadCounts",
     "ReadProblem",
     "format_for_content_type",
+    "storable_text",
     "to_listen",
 ]

@@ -100,9 +100,9 @@ class ReadCounts:
 Item = Listen | ReadProblem
 
 
-def _storable(text: str) -> bool:
-    # PostgreSQL text can hold neither NUL nor an unpaired UTF-16 surrogate (which JSON
-    # escapes such as "\ud800" produce).
+def storable_text(text: str) -> bool:
+    """Whether PostgreSQL can store `text`: no NUL, no unpaired UTF-16 surrogate (JSON escapes
+    such as "\ud800" produce them)."""
     if "\x00" in text:
         return False
     try:
@@ -115,7 +115,7 @@ def _storable(text: str) -> bool:
 def _storable_json(value: Any) -> bool:
     # JSON text escapes NUL as \u0000, which PostgreSQL's jsonb refuses as well.
     text = json.dumps(value, ensure_ascii=False)
-    return "\\u0000" not in text and _storable(text)
+    return "\\u0000" not in text and storable_text(text)
 
 
 def _unix_time(value: Any) -> int | None:
@@ -163,7 +163,7 @@ def to_listen(obj: Any, *, line: int, index: int | None) -> Item:
     if track is None:
         return skipped("The listen has no track_name.")
     release = _text(metadata.get("release_name"))
-    if not all(_storable(t) for t in (artist, track, release or "")):
+    if not all(storable_text(t) for t in (artist, track, release or "")):
         return skipped(
             "The listen's names contain characters that can't be stored (NUL or a lone surrogate)."
         )

@@ -28,7 +28,7 @@ _UPSERT_CANDIDATES_SQL = text(
     """
     INSERT INTO tracks (title, artist, norm_artist, norm_title, norm_key, source, mbid, lastfm_url,
                         duration_ms)
-    SELECT c.title, c.artist, c.norm_artist, c.norm_title, c.norm_key, 'lastfm', c.mbid, c.url, c.duration_ms
+    SELECT c.title, c.artist, c.norm_artist, c.norm_title, c.norm_key, :source, c.mbid, c.url, c.duration_ms
     FROM unnest(CAST(:titles AS text[]), CAST(:artists AS text[]), CAST(:norm_artists AS text[]),
                 CAST(:norm_titles AS text[]), CAST(:norm_keys AS text[]), CAST(:mbids AS text[]),
                 CAST(:urls AS text[]), CAST(:durations AS integer[]))
@@ -60,6 +60,16 @@ _RESCORE_SQL = text(
     FROM (SELECT candidate_track_id AS id, sum(match) AS total FROM track_similarities
           WHERE candidate_track_id = ANY(CAST(:ids AS bigint[])) GROUP BY candidate_track_id) s
     WHERE t.id = s.id AND t.discovery_score IS DISTINCT FROM s.total
+    """
+)
+
+# A candidate found without a seed (a tag's chart) has no edges to sum: its own score stands,
+# unless it already has a better one.
+_RAISE_SCORES_SQL = text(
+    """
+    UPDATE tracks t SET discovery_score = s.score
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:scores AS double precision[])) AS s(id, score)
+    WHERE t.id = s.id AND t.discovery_score < s.score
     """
 )
 
@@ -108,9 +118,9 @@ async def seed_counts(session: AsyncSession, *, profile_id: int | None, cutoff: 
 
 
 async def upsert_candidates(
-    session: AsyncSession, candidates: Sequence[Candidate]
+    session: AsyncSession, candidates: Sequence[Candidate], *, source: str = "lastfm"
 ) -> dict[str, StoredCandidate]:
-    """Insert new candidate tracks, fill Last.fm metadata on known ones; by norm_key."""
+    """Insert new candidate tracks (with `source`), fill Last.fm metadata on known ones; by norm_key."""
     if not candidates:
         return {}
     ordered = sorted(candidates, key=lambda c: c.norm_key)
@@ -125,6 +135,7 @@ async def upsert_candidates(
             "mbids": [c.mbid for c in ordered],
             "urls": [c.url for c in ordered],
             "durations": [c.duration_ms for c in ordered],
+            "source": source,
         },
     )
     return {
@@ -146,6 +157,14 @@ async def rescore(session: AsyncSession, *, track_ids: Sequence[int]) -> None:
     """discovery_score = the sum of match over every seed pointing at the track."""
     if track_ids:
         await session.execute(_RESCORE_SQL, {"ids": sorted(track_ids)})
+
+
+async def raise_scores(session: AsyncSession, *, scores: Sequence[tuple[int, float]]) -> None:
+    """discovery_score = `score` for tracks whose score is lower (seedless candidates)."""
+    if scores:
+        await session.execute(
+            _RAISE_SCORES_SQL, {"ids": [s[0] for s in scores], "scores": [s[1] for s in scores]}
+        )
 
 
 async def mark_expanded(session: AsyncSession, *, seed_id: int) -> None:

@@ -27,9 +27,9 @@ from haunt_fm.clients._http import ClientError
 from haunt_fm.clients.lastfm import LastfmAuthError, LastfmClient, SimilarResult
 from haunt_fm.config import Settings
 from haunt_fm.db.base import utcnow
-from haunt_fm.db.rate_limits import shared_limiter
 from haunt_fm.db.session import transaction
 from haunt_fm.errors import AppError, Conflict
+from haunt_fm.pipeline import common
 from haunt_fm.pipeline.discovery import repository as repo
 from haunt_fm.pipeline.discovery.models import DISCOVERY_STAGE
 from haunt_fm.pipeline.discovery.repository import Candidate, Seed
@@ -166,18 +166,28 @@ async def store_expansion(session: AsyncSession, *, seed: Seed, result: SimilarR
     )
 
 
+async def store_candidates(session: AsyncSession, *, candidates: list[Candidate], source: str) -> _Stored:
+    """Upsert candidates found without a seed (e.g. a tag's top tracks) under `source`; each keeps
+    its `match` as its discovery score unless it has a better one (flush only)."""
+    stored = await repo.upsert_candidates(session, candidates, source=source)
+    await repo.raise_scores(session, scores=[(stored[c.norm_key].id, c.match) for c in candidates])
+    new_ids = [s.id for s in stored.values() if s.inserted]
+    if new_ids:
+        # New tracks: the preview lookup and the tags stage have work on every machine.
+        await queue.notify(session, "previews")
+        await queue.notify(session, "tags")
+    return _Stored(
+        similar=len(candidates),
+        new_ids=new_ids,
+        seen_ids=[s.id for s in stored.values() if not s.inserted],
+    )
+
+
 def lastfm_client(
     settings: Settings, *, http: httpx.AsyncClient | None, sessions: async_sessionmaker[AsyncSession]
 ) -> LastfmClient:
     """A Last.fm client on the limiter every process on this database shares."""
-    if settings.lastfm_api_key is None:
-        raise Conflict(NO_KEY_MESSAGE)
-    return LastfmClient(
-        settings.lastfm_api_key,
-        settings.lastfm_api_url,
-        http=http,
-        limiter=shared_limiter("lastfm", rate=settings.lastfm_rate_per_second, per=1.0, sessions=sessions),
-    )
+    return common.lastfm_client(settings, http=http, sessions=sessions, no_key_message=NO_KEY_MESSAGE)
 
 
 async def discover(
@@ -416,6 +426,7 @@ class _Runner:
                         stored = await store_expansion(session, seed=seed, result=result)
                         if stored.new_ids:
                             await queue.notify(session, "previews")
+                            await queue.notify(session, "tags")
                         await session.commit()
                     return stored
                 except DBAPIError as exc:

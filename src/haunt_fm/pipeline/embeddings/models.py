@@ -25,6 +25,9 @@ class TrackEmbedding(Base):
     pipeline_version: Mapped[int] = mapped_column(Integer)
     windows: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # torch | onnx | onnx-int8 (migration 0006); provenance only: runtimes that passed the
+    # fidelity gate share one vector space, so a change of runtime re-embeds nothing.
+    runtime: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index(
@@ -36,6 +39,9 @@ class TrackEmbedding(Base):
         ),
         # Taste staleness: "did one of the profile's tracks get embedded since the build?"
         Index("ix_track_embeddings_created", "created_at"),
+        # Vectors of another model are left out of every query and re-embedded; /api/status counts
+        # them (an index-only scan instead of reading every vector).
+        Index("ix_track_embeddings_model", "model"),
     )
 
 

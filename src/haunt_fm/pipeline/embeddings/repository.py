@@ -20,10 +20,11 @@ from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE, TEXT_STAGE
 
 _STORE_VECTOR_SQL = text(
     """
-    INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows)
-    VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows)
+    INSERT INTO track_embeddings (track_id, embedding, model, pipeline_version, windows, runtime)
+    VALUES (:id, CAST(CAST(:embedding AS text) AS vector), :model, :version, :windows, :runtime)
     ON CONFLICT (track_id) DO UPDATE SET embedding = EXCLUDED.embedding, model = EXCLUDED.model,
-        pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows, created_at = now()
+        pipeline_version = EXCLUDED.pipeline_version, windows = EXCLUDED.windows,
+        runtime = EXCLUDED.runtime, created_at = now()
     """
 )
 
@@ -79,6 +80,7 @@ async def store_vector(
     model: str,
     pipeline_version: int,
     windows: int,
+    runtime: str | None = None,
 ) -> None:
     """Save a track's vector (call after the queue confirmed the claim was still held)."""
     await session.execute(
@@ -89,6 +91,7 @@ async def store_vector(
             "model": model,
             "version": pipeline_version,
             "windows": windows,
+            "runtime": runtime,
         },
     )
 
@@ -171,6 +174,23 @@ _LIVE_WORKERS_SQL = text(
     ORDER BY heartbeat_at DESC
     """
 )
+
+
+# What the live workers running `model` found when they checked its text tower.
+_TEXT_TOWER_SQL = text(
+    """
+    SELECT bool_or(text_tower_ok) AS any_ok, count(text_tower_ok) AS checked FROM worker_states
+    WHERE heartbeat_at > now() - make_interval(secs => :stale_seconds)
+      AND model_loaded AND model = :model
+    """
+)
+
+
+async def text_tower_ok(session: AsyncSession, *, model: str, stale_seconds: float) -> bool | None:
+    """True when a live worker running `model` found its text tower healthy, False when the live
+    ones that checked found it collapsed, None when none has checked."""
+    row = (await session.execute(_TEXT_TOWER_SQL, {"model": model, "stale_seconds": stale_seconds})).one()
+    return None if not row.checked else bool(row.any_ok)
 
 
 async def cached_text(session: AsyncSession, *, text_norm: str) -> dict[str, Any] | None:

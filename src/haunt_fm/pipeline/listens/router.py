@@ -17,11 +17,16 @@ router = APIRouter(prefix="/api/history", tags=["history"])
     response_model=ListenLogged,
     status_code=status.HTTP_201_CREATED,
     summary="Log a listen event (from the Home Assistant automation)",
-    responses={200: {"model": ListenLogged, "description": "Duplicate of a listen within 60 s"}},
+    responses={
+        200: {
+            "model": ListenLogged,
+            "description": "Not a new listen (`duplicate`, `resumed`, `grouped`): nothing stored",
+        }
+    },
 )
 async def webhook(body: ListenIn, response: Response, conn: AutocommitDep) -> ListenLogged:
     result = await service.log_listen(conn, listen=body)
-    if result.status == "duplicate":
+    if result.status != "logged":
         response.status_code = status.HTTP_200_OK
     return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, Text, func
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -25,6 +25,9 @@ class Playlist(Base):
     new_count: Mapped[int] = mapped_column(Integer)
     speaker_entity: Mapped[str | None] = mapped_column(Text)
     playback: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    # Known favourites rotate: the profile's last playlist is looked up on every generation.
+    __table_args__ = (Index("ix_playlists_profile_id", "profile_id", "id"),)
 
 
 class PlaylistTrack(Base):

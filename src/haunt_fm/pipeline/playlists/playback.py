@@ -11,7 +11,7 @@ a refused service call stops the run: the same thing would happen to every later
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from haunt_fm.clients._http import RetryPolicy
@@ -46,6 +46,10 @@ def open_client(settings: Settings) -> HomeAssistantClient | None:
     return HomeAssistantClient(settings.ha_url, settings.ha_token, retry=HA_RETRY)
 
 
+# Told each track's outcome as it happens; answers whether to go on.
+OnResult = Callable[[PlaylistTrackOut, PlaybackFailure | None], Awaitable[bool]]
+
+
 def not_requested(speaker_entity: str | None) -> PlaybackOut:
     return PlaybackOut(requested=False, speaker_entity=speaker_entity, status="not_requested", queued=0)
 
@@ -74,6 +78,11 @@ async def check_speaker(client: HomeAssistantClient, entity_id: str) -> list[str
     Asked first because a service call on a missing entity answers 200 and plays nothing.
     Home Assistant errors propagate for the caller to turn into a failed playback.
     """
+    return (await speaker_state(client, entity_id))[1]
+
+
+async def speaker_state(client: HomeAssistantClient, entity_id: str) -> tuple[dict[str, Any], list[str]]:
+    """The speaker's state object and warnings about it; 422 when Home Assistant has no such entity."""
     state = await client.get_state(entity_id)
     if state is None:
         raise Invalid(
@@ -89,7 +98,7 @@ async def check_speaker(client: HomeAssistantClient, entity_id: str) -> list[str
         )
     if state.get("state") == "unavailable":
         warnings.append(f"Home Assistant reports {entity_id} as unavailable; playback may fail.")
-    return warnings
+    return state, warnings
 
 
 def _status(queued: int, total: int) -> str:
@@ -105,8 +114,15 @@ async def play(
     tracks: Sequence[PlaylistTrackOut],
     warnings: Sequence[str] = (),
     budget_s: float = PLAYBACK_BUDGET_S,
+    replace_first: bool = True,
+    on_result: OnResult | None = None,
 ) -> PlaybackOut:
-    """Queue the tracks on the speaker in order; never raises for Home Assistant's failures."""
+    """Queue the tracks on the speaker in order; never raises for Home Assistant's failures.
+
+    `replace_first=False` adds every track after what the speaker already has queued.
+    `on_result(track, failure)` runs after each track Home Assistant answered for (failure
+    None: queued); when it returns False, the remaining tracks are not sent.
+    """
     queued = 0
     failures: list[PlaybackFailure] = []
     stop_reason: str | None = None
@@ -118,31 +134,33 @@ async def play(
             )
             break
         # Until one track has replaced the old queue, the next playable track must do it.
-        enqueue = "add" if queued else "replace"
+        enqueue = "add" if queued or not replace_first else "replace"
+        failure: PlaybackFailure | None = None
         try:
             await client.play_media(
                 entity_id, track.title, artist=track.artist, media_type="track", enqueue=enqueue
             )
         except HomeAssistantServiceError:
-            failures.append(
-                PlaybackFailure(
-                    position=track.position,
-                    track_id=track.track_id,
-                    title=track.title,
-                    artist=track.artist,
-                    reason=(
-                        f"Music Assistant could not find '{track.artist} - {track.title}' "
-                        "(Home Assistant answered HTTP 500)."
-                    ),
-                )
+            failure = PlaybackFailure(
+                position=track.position,
+                track_id=track.track_id,
+                title=track.title,
+                artist=track.artist,
+                reason=(
+                    f"Music Assistant could not find '{track.artist} - {track.title}' "
+                    "(Home Assistant answered HTTP 500)."
+                ),
             )
-            continue
+            failures.append(failure)
         except HomeAssistantError as exc:
             stop_reason = explain(exc)
             if index:
                 stop_reason += f" Stopped at track {track.position} of {len(tracks)}."
             break
-        queued += 1
+        else:
+            queued += 1
+        if on_result is not None and not await on_result(track, failure):
+            break
     status = _status(queued, len(tracks))
     error = _error(
         status=status, stop_reason=stop_reason, queued=queued, failures=failures, total=len(tracks)

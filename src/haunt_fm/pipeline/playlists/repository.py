@@ -15,22 +15,43 @@ from sqlalchemy.types import BigInteger, Text
 from haunt_fm.db.base import EMBEDDING_DIM
 
 # The profile's listened and liked tracks with their play count x recency weight, the same
-# rule as the taste profile: per track, sum over its listens of 2^(-age / half_life), age
-# from the profile's newest listen (only ratios matter; anchoring there never underflows),
-# divided by the heaviest track's weight; a liked track (an `up` in any vibe) weighs at
-# least 1. Tracks thumbed down in one of `contexts` ('general' and the asked-for vibe) are
-# left out.
+# rule as the taste profile: per track, sum over its listens that were not skipped of
+# 2^(-age / half_life), age from the profile's newest listen (only ratios matter; anchoring
+# there never underflows), divided by the heaviest track's weight; a liked track (an `up` in
+# any vibe) weighs at least 1. A track only ever skipped is no favourite. Left out: tracks
+# thumbed down in one of `contexts` ('general' and the asked-for vibe), and soft dislikes —
+# tracks skipped at least twice since their last complete play and their last thumbs up.
+# `in_last` marks the known tracks of the profile's previous playlist: they go to the back, so
+# favourites rotate from one playlist to the next.
 _KNOWN_CTE = """
     WITH newest AS (
         SELECT max(played_at) AS at FROM listen_events WHERE profile_id = :pid
     ), listened AS (
         SELECT e.track_id,
-               sum(exp(greatest(-ln(2.0) * greatest(extract(epoch FROM n.at - e.played_at), 0)
+               sum(exp(greatest(-ln(2.0) * greatest(CAST(extract(epoch FROM n.at - e.played_at)
+                                                          AS double precision), 0)
                                 / :half_life_s, -700))) AS w,
                count(*) AS plays, max(e.played_at) AS last_played
         FROM listen_events e CROSS JOIN newest n
-        WHERE e.profile_id = :pid
+        WHERE e.profile_id = :pid AND NOT e.skipped
         GROUP BY e.track_id
+    ), soft_disliked AS (
+        SELECT s.track_id
+        FROM listen_events s
+        WHERE s.profile_id = :pid AND s.skipped
+          AND NOT EXISTS (SELECT 1 FROM listen_events c
+                          WHERE c.profile_id = :pid AND c.track_id = s.track_id
+                            AND NOT c.skipped AND c.played_at > s.played_at)
+          AND NOT EXISTS (SELECT 1 FROM feedback f
+                          WHERE f.profile_id = :pid AND f.track_id = s.track_id
+                            AND f.rating = 'up' AND f.created_at > s.played_at)
+        GROUP BY s.track_id
+        HAVING count(*) >= 2
+    ), last_playlist AS (
+        SELECT pt.track_id
+        FROM playlist_tracks pt
+        WHERE pt.kind = 'known'
+          AND pt.playlist_id = (SELECT max(id) FROM playlists WHERE profile_id = :pid)
     ), liked AS (
         SELECT DISTINCT track_id FROM feedback WHERE profile_id = :pid AND rating = 'up'
     ), candidates AS (
@@ -40,12 +61,14 @@ _KNOWN_CTE = """
     ), ranked AS (
         SELECT c.*,
                greatest(coalesce(c.w / nullif(max(c.w) OVER (), 0), 0),
-                        CASE WHEN c.liked THEN 1.0 ELSE 0.0 END) AS weight
+                        CASE WHEN c.liked THEN 1.0 ELSE 0.0 END) AS weight,
+               c.track_id IN (SELECT track_id FROM last_playlist) AS in_last
         FROM candidates c
         WHERE NOT EXISTS (
             SELECT 1 FROM feedback d
             WHERE d.profile_id = :pid AND d.track_id = c.track_id
               AND d.rating = 'down' AND d.vibe_norm = ANY(:contexts))
+          AND c.track_id NOT IN (SELECT track_id FROM soft_disliked)
     )
 """
 
@@ -55,21 +78,21 @@ _KNOWN_SQL = text(
     SELECT r.track_id, t.title, t.artist, coalesce(t.album, t.itunes_album) AS album,
            t.norm_artist, r.plays, r.weight AS score
     FROM ranked r JOIN tracks t ON t.id = r.track_id
-    ORDER BY r.weight DESC, r.plays DESC, r.last_played DESC NULLS LAST, r.track_id
+    ORDER BY r.in_last, r.weight DESC, r.plays DESC, r.last_played DESC NULLS LAST, r.track_id
     LIMIT :limit
     """
 ).bindparams(bindparam("contexts", type_=ARRAY(Text)))
 
-# With a vibe: closest to the vibe first; tracks not embedded yet cannot be placed against
-# it and come last, by weight.
+# With a vibe: closest to the vibe first; tracks not embedded (by the current model) yet
+# cannot be placed against it and come last, by weight.
 _KNOWN_BY_VIBE_SQL = text(
     _KNOWN_CTE
     + """
     SELECT r.track_id, t.title, t.artist, coalesce(t.album, t.itunes_album) AS album,
            t.norm_artist, r.plays, 1 - (te.embedding <=> :vibe) AS score
     FROM ranked r JOIN tracks t ON t.id = r.track_id
-    LEFT JOIN track_embeddings te ON te.track_id = r.track_id
-    ORDER BY te.embedding <=> :vibe NULLS LAST, r.weight DESC, r.plays DESC, r.track_id
+    LEFT JOIN track_embeddings te ON te.track_id = r.track_id AND te.model = :model
+    ORDER BY r.in_last, te.embedding <=> :vibe NULLS LAST, r.weight DESC, r.plays DESC, r.track_id
     LIMIT :limit
     """
 ).bindparams(bindparam("contexts", type_=ARRAY(Text)), bindparam("vibe", type_=Vector(EMBEDDING_DIM)))
@@ -82,9 +105,11 @@ async def known_candidates(
     contexts: Sequence[str],
     half_life_days: float,
     vibe: np.ndarray | None,
+    model: str,
     limit: int,
 ) -> Sequence[Any]:
-    """The profile's favourites, best first: by weight, or closest to `vibe` when given."""
+    """The profile's favourites, best first: by weight, or closest to `vibe` when given (`model`'s
+    vectors only)."""
     params: dict[str, Any] = {
         "pid": profile_id,
         "contexts": list(contexts),
@@ -93,7 +118,9 @@ async def known_candidates(
     }
     if vibe is None:
         return (await session.execute(_KNOWN_SQL, params)).mappings().all()
-    return (await session.execute(_KNOWN_BY_VIBE_SQL, {**params, "vibe": vibe})).mappings().all()
+    return (
+        (await session.execute(_KNOWN_BY_VIBE_SQL, {**params, "vibe": vibe, "model": model})).mappings().all()
+    )
 
 
 _INSERT_PLAYLIST_SQL = text(

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Path, Query
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from haunt_fm.deps import SessionDep, SettingsDep
+from haunt_fm.deps import SessionDep, SessionFactoryDep, SettingsDep
 from haunt_fm.pipeline.common import LimitQuery
 from haunt_fm.pipeline.playlists import service
 from haunt_fm.pipeline.playlists.schemas import MAX_ID, PlaylistIn, PlaylistList, PlaylistOut
+from haunt_fm.pipeline.recommendations.schemas import VibeNotUnderstoodOut
 from haunt_fm.pipeline.recommendations.vibe import VibeEncoderDep
 
 router = APIRouter(prefix="/api/playlists", tags=["playlists"])
-
-
-def _session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    return factory
-
-
-# Generation commits in steps of its own (see service): the playlist is saved before playback.
-SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_session_factory)]
 
 
 @router.post(
@@ -35,6 +24,9 @@ SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_session
         "among discoveries (the profile's recommendations). No track twice, never more than two tracks "
         "by one artist in a row; when one side runs short the other fills in. Tracks thumbed down in "
         "`general` or in the asked-for vibe are never included. The playlist is saved.\n\n"
+        "A vibe is understood as in `GET /api/recommendations` (Last.fm tags, CLAP text only when the "
+        "text tower works); `vibe_basis` says how, and a vibe that can't steer is a 409 "
+        "(`vibe_not_understood`, with `suggestions`) before anything is saved.\n\n"
         "With `auto_play`, the speaker is checked first (`GET /api/states/<entity>`; unknown: 422 and "
         "nothing saved), then each track goes to Music Assistant through Home Assistant "
         "(`music_assistant.play_media`, `media_type: track`, the title with `artist` set; the first "
@@ -44,7 +36,10 @@ SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(_session
     ),
     responses={
         404: {"description": "Unknown profile"},
-        409: {"description": "Nothing to make a playlist from yet"},
+        409: {
+            "description": "Nothing to make a playlist from yet; or a vibe that can't steer (this body)",
+            "model": VibeNotUnderstoodOut,
+        },
         422: {"description": "Invalid body, `auto_play` without `speaker_entity`, or an unknown speaker"},
         503: {"description": "The vibe text could not be embedded"},
     },

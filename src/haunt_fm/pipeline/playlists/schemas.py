@@ -8,6 +8,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from haunt_fm.pipeline.tags.schemas import VibeBasis
 from haunt_fm.pipeline.vibes import VIBE_MAX_CHARS, clean_vibe
 
 MAX_TRACKS = 200
@@ -17,6 +18,31 @@ _SPEAKER_RE = re.compile(r"^media_player\.[a-z0-9_]{1,250}$")
 
 Kind = Literal["known", "new"]
 PlaybackStatus = Literal["played", "partial", "failed", "not_requested"]
+
+
+def optional_vibe(value: str | None) -> str | None:
+    """A vibe as given, cleaned (None when blank); ValueError when it is not one."""
+    if value is None or not value.strip():
+        return None
+    return clean_vibe(value)
+
+
+def optional_profile(value: str | None) -> str | None:
+    """A profile name trimmed (None when blank: the default profile)."""
+    return value.strip() or None if value is not None else None
+
+
+def clean_speaker_entity(value: str | None) -> str | None:
+    """A media player entity id, trimmed and lowercased (None when blank); ValueError otherwise."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip().lower()
+    if not _SPEAKER_RE.match(value):
+        raise ValueError(
+            "speaker_entity must be a Home Assistant media player entity id such as "
+            "media_player.study_speaker_2"
+        )
+    return value
 
 
 class PlaylistIn(BaseModel):
@@ -58,27 +84,17 @@ class PlaylistIn(BaseModel):
     @field_validator("vibe")
     @classmethod
     def _vibe(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        return clean_vibe(value)
+        return optional_vibe(value)
 
     @field_validator("profile")
     @classmethod
     def _profile(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+        return optional_profile(value)
 
     @field_validator("speaker_entity")
     @classmethod
     def _speaker(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        value = value.strip().lower()
-        if not _SPEAKER_RE.match(value):
-            raise ValueError(
-                "speaker_entity must be a Home Assistant media player entity id such as "
-                "media_player.study_speaker_2"
-            )
-        return value
+        return clean_speaker_entity(value)
 
     @model_validator(mode="after")
     def _auto_play_needs_speaker(self) -> Self:
@@ -134,6 +150,9 @@ class PlaylistOut(BaseModel):
     created_at: datetime
     vibe: str | None
     alpha: float
+    vibe_basis: VibeBasis | None = Field(
+        default=None, description="How the vibe was understood (present whenever a vibe was given)."
+    )
     total_tracks: int = Field(description="Tracks asked for; `tracks` may be shorter when too few qualify.")
     known_pct: float
     known_count: int

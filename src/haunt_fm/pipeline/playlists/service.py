@@ -12,9 +12,11 @@ nothing and no database transaction waits on the speakers.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import httpx
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haunt_fm.clients.homeassistant import HomeAssistantError
@@ -67,11 +69,18 @@ async def pick_tracks(
     settings: Settings,
     vibe_encoder: VibeEncoder,
     encoded: VibeVector | None = None,
+    exclude_track_ids: Collection[int] = (),
+    away: np.ndarray | None = None,
+    after: Sequence[str] = (),
 ) -> list[Candidate]:
     """The playlist's tracks in order; 409 when the profile has nothing to choose from.
 
     `encoded` is the vibe's vector, encoded before any session work (see `vibe_vector`).
+    A radio's next batch passes the tracks it already holds (`exclude_track_ids`), a vector to
+    steer the discoveries away from (`away`, see `recommend`) and the artist keys queued just
+    before the batch (`after`, for the artist rule).
     """
+    excluded = frozenset(int(t) for t in exclude_track_ids)
     contexts = [GENERAL_VIBE] if vibe is None else sorted({GENERAL_VIBE, normalize_vibe(vibe)})
     if encoded is None:
         encoded = await vibe_vector(vibe=vibe, alpha=alpha, vibe_encoder=vibe_encoder)
@@ -83,8 +92,11 @@ async def pick_tracks(
         contexts=contexts,
         half_life_days=settings.taste_half_life_days,
         vibe=vibe_vector_,
-        limit=total + KNOWN_SLACK,
+        model=settings.clap_model,
+        # Excluded tracks may be among the best: fetch past them.
+        limit=total + KNOWN_SLACK + len(excluded),
     )
+    known_rows = [r for r in known_rows if int(r["track_id"]) not in excluded]
     known = [_candidate(r, "known") for r in known_rows]
     wanted_new = total - min(known_share(total, known_pct), len(known))
     new: list[Candidate] = []
@@ -101,7 +113,9 @@ async def pick_tracks(
                 vibe_encoder=vibe_encoder,
                 encoded=encoded,
                 # Recommendations already leave out listened tracks; liked-only ones are known here.
-                exclude_track_ids=[int(r["track_id"]) for r in known_rows if not r["plays"]],
+                exclude_track_ids=[int(r["track_id"]) for r in known_rows if not r["plays"]]
+                + sorted(excluded),
+                away=away,
             )
         except Conflict as exc:  # no taste profile and no vibe: known favourites only
             no_query = exc
@@ -118,7 +132,7 @@ async def pick_tracks(
                 )
                 for r in recs
             ]
-    chosen = interleave(known=known, new=new, total=total, known_pct=known_pct)
+    chosen = interleave(known=known, new=new, total=total, known_pct=known_pct, after=after)
     if not chosen:
         if no_query is not None:
             raise no_query
@@ -141,16 +155,21 @@ def _warnings(*, total: int, known_pct: float, tracks: list[PlaylistTrackOut]) -
             "(POST /api/admin/discover) to grow the pool."
         )
     elif known < share:
-        out.append(f"Only {known} known favourites were available for {share} places; discoveries filled in.")
+        out.append(
+            f"Known favourites took {known} of the {share} places meant for them: too few were available, "
+            "or another artist was needed so that no artist plays twice in a row; discoveries filled in."
+        )
     elif known > share:
         out.append(
-            f"Only {len(tracks) - known} discoveries were available for {total - share} places; "
-            "known favourites filled in."
+            f"Discoveries took {len(tracks) - known} of the {total - share} places meant for them: too few "
+            "were available, or another artist was needed so that no artist plays twice in a row; known "
+            "favourites filled in."
         )
     return out
 
 
-def _tracks(chosen: list[Candidate]) -> list[PlaylistTrackOut]:
+def track_list(chosen: Sequence[Candidate], *, first_position: int = 1) -> list[PlaylistTrackOut]:
+    """The chosen candidates as numbered tracks (positions from `first_position`)."""
     return [
         PlaylistTrackOut(
             position=i,
@@ -161,7 +180,7 @@ def _tracks(chosen: list[Candidate]) -> list[PlaylistTrackOut]:
             kind=c.kind,
             score=None if c.score is None else round(c.score, 6),
         )
-        for i, c in enumerate(chosen, start=1)
+        for i, c in enumerate(chosen, start=first_position)
     ]
 
 
@@ -188,7 +207,7 @@ async def generate_playlist(
             encoded=encoded,
         )
         profile_id, profile_name = profile.id, profile.name
-    tracks = _tracks(chosen)
+    tracks = track_list(chosen)
     speaker = request.speaker_entity
     client = player.open_client(settings) if request.auto_play else None
     try:
@@ -220,6 +239,8 @@ async def generate_playlist(
             "speaker_entity": speaker,
             "auto_play": request.auto_play,
         }
+        if encoded is not None and encoded.basis is not None:
+            params["vibe_basis"] = encoded.basis.model_dump()
         async with transaction(session_factory) as session:
             saved = await repo.save(
                 session,
@@ -269,6 +290,7 @@ def _document(
         created_at=created_at,
         vibe=params.get("vibe"),
         alpha=float(params.get("alpha", 0.5)),
+        vibe_basis=params.get("vibe_basis"),
         total_tracks=total,
         known_pct=known_pct,
         known_count=known,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import CursorResult, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import BigInteger
 
 from haunt_fm.pipeline.profiles.models import DEFAULT_PROFILE, Profile, SpeakerMapping
 
@@ -60,6 +61,8 @@ _STATS_SQL = text(
             OR p.activity_at > p.taste_built_at
             OR coalesce(l.last_received, '-infinity') > p.taste_built_at
             OR coalesce(f.last_created, '-infinity') > p.taste_built_at
+            OR (p.taste_embedding IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM profile_tastes pt WHERE pt.profile_id = p.id))
             OR EXISTS (SELECT 1 FROM track_embeddings te
                        JOIN listen_events e ON e.track_id = te.track_id AND e.profile_id = p.id
                        WHERE te.created_at > p.taste_built_at)) AS taste_stale
@@ -81,6 +84,25 @@ _STATS_SQL = text(
 
 async def list_with_stats(session: AsyncSession, *, name: str | None = None) -> Sequence[Any]:
     return (await session.execute(_STATS_SQL, {"name": name})).mappings().all()
+
+
+# The tastes the taste stage stored (profile_tastes), without their vectors.
+_TASTES_SQL = text(
+    """
+    SELECT profile_id, idx AS index, label, weight, tracks, top_artists
+    FROM profile_tastes
+    WHERE profile_id = ANY(:ids)
+    ORDER BY profile_id, idx
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger)))
+
+
+async def tastes_of(session: AsyncSession, *, profile_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each profile's stored tastes, heaviest first."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    for row in (await session.execute(_TASTES_SQL, {"ids": list(profile_ids)})).mappings():
+        out.setdefault(int(row["profile_id"]), []).append(dict(row))
+    return out
 
 
 async def speakers_of(session: AsyncSession, profile_id: int) -> list[str]:

@@ -25,6 +25,16 @@ class SpeakersIn(BaseModel):
     )
 
 
+class ProfileTasteOut(BaseModel):
+    """One of the profile's tastes: a cluster of what it listens to (built with its taste profile)."""
+
+    index: int = Field(description="0 = the heaviest taste.")
+    label: str = Field(description="Its top tags when tags are known, else its top artists.")
+    weight: float = Field(description="Its share of the profile's listening (the shares sum to 1).")
+    tracks: int = Field(description="Embedded listened or liked tracks in it.")
+    top_artists: list[str] = Field(description="Its heaviest artists, at most three.")
+
+
 class ProfileOut(BaseModel):
     name: str
     display_name: str | None
@@ -36,6 +46,11 @@ class ProfileOut(BaseModel):
     taste_tracks_used: int | None = None
     taste_stale: bool = False
     created_at: datetime
+    tastes: list[ProfileTasteOut] = Field(
+        default_factory=list,
+        description="The tastes of the last build, heaviest first (empty before the first build). "
+        "Recommendations and playlists rebuild a stale profile before use.",
+    )
 
 
 class ProfileList(BaseModel):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haunt_fm.errors import Conflict, NotFound
@@ -20,17 +23,21 @@ async def require(session: AsyncSession, *, name: str | None) -> Profile:
     return profile
 
 
+async def _with_tastes(session: AsyncSession, rows: Sequence[Any]) -> list[ProfileOut]:
+    tastes = await repo.tastes_of(session, profile_ids=[int(r["id"]) for r in rows])
+    return [ProfileOut.model_validate({**dict(r), "tastes": tastes.get(int(r["id"]), [])}) for r in rows]
+
+
 async def list_profiles(session: AsyncSession) -> list[ProfileOut]:
-    """Every profile with its listening stats, default first."""
+    """Every profile with its listening stats and tastes, default first."""
     await repo.get_default(session)
-    return [ProfileOut.model_validate(dict(row)) for row in await repo.list_with_stats(session)]
+    return await _with_tastes(session, await repo.list_with_stats(session))
 
 
 async def get_profile(session: AsyncSession, *, name: str) -> ProfileOut:
-    """One profile with its stats."""
+    """One profile with its stats and tastes."""
     await require(session, name=name)
-    rows = await repo.list_with_stats(session, name=name)
-    return ProfileOut.model_validate(dict(rows[0]))
+    return (await _with_tastes(session, await repo.list_with_stats(session, name=name)))[0]
 
 
 async def create_profile(session: AsyncSession, *, name: str, display_name: str | None) -> ProfileOut:

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 # 161 ms with three count(*) passes and two GROUP BYs, 57 ms like this.
 _TRACKS_SQL = text(
     """
-    SELECT listened, preview_status, embedding_status, count(*) AS n
-    FROM tracks GROUP BY listened, preview_status, embedding_status
+    SELECT listened, preview_status, embedding_status, tags_status, count(*) AS n
+    FROM tracks GROUP BY listened, preview_status, embedding_status, tags_status
     """
 )
+# Vectors by model: an index-only scan of ix_track_embeddings_model, never the vectors.
+_MODELS_SQL = text("SELECT model, count(*) AS n FROM track_embeddings GROUP BY model")
 # Per-profile listens come from the (profile_id, played_at) index; their sum is the total.
 _PROFILES_SQL = text(
     """
@@ -33,8 +35,11 @@ _WORKERS_SQL = text(
     FROM worker_states WHERE heartbeat_at > :since ORDER BY heartbeat_at DESC
     """
 )
-_STATE_SQL = text("SELECT key, value FROM app_state WHERE key IN ('discovery', 'previews')")
+_STATE_SQL = text(
+    "SELECT key, value FROM app_state WHERE key IN ('discovery', 'previews', 'ha_reconcile', 'tags')"
+)
 _FEEDBACK_SQL = text("SELECT count(*) FROM feedback")
+_SCHEDULED_SQL = text("SELECT kind, next_at FROM jobs WHERE status = 'pending' AND key = 'periodic'")
 
 
 async def ping(conn: AsyncConnection) -> None:
@@ -43,8 +48,13 @@ async def ping(conn: AsyncConnection) -> None:
 
 
 async def track_counts(session: AsyncSession) -> list[dict[str, Any]]:
-    """Track counts by (listened, preview_status, embedding_status)."""
+    """Track counts by (listened, preview_status, embedding_status, tags_status)."""
     return [dict(row) for row in (await session.execute(_TRACKS_SQL)).mappings()]
+
+
+async def vectors_by_model(session: AsyncSession) -> dict[str, int]:
+    """How many track vectors each CLAP model made."""
+    return {row.model: int(row.n) for row in await session.execute(_MODELS_SQL)}
 
 
 async def profiles_with_listens(session: AsyncSession) -> list[dict[str, Any]]:
@@ -60,6 +70,11 @@ async def live_workers(session: AsyncSession, *, since: datetime) -> list[dict[s
 async def app_states(session: AsyncSession) -> dict[str, dict[str, Any]]:
     """The shared state documents the status page reads, by key."""
     return {row.key: dict(row.value or {}) for row in await session.execute(_STATE_SQL)}
+
+
+async def scheduled_jobs(session: AsyncSession) -> dict[str, Any]:
+    """The next run of each periodic job kind."""
+    return {row.kind: row.next_at for row in await session.execute(_SCHEDULED_SQL)}
 
 
 async def feedback_count(session: AsyncSession) -> int:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from haunt_fm.pipeline.imports.schemas import ImportOut
+
 WorkerState = Literal["disabled", "idle", "working", "error"]
 
 
@@ -27,6 +29,20 @@ class EmbeddingCounts(BaseModel):
     done: int = 0
     failed: int = 0
     waiting: int = Field(default=0, description="Tracks whose preview is not found yet.")
+    model: str = Field(
+        default="", description="The current CLAP model (HAUNTFM_CLAP_MODEL): only its vectors are used."
+    )
+    outdated: int = Field(
+        default=0,
+        description="Vectors made by another model, left out of every query until their track is "
+        "re-embedded (in the background, as `pending`): the re-embedding progress after a model switch.",
+    )
+
+
+class TagCounts(BaseModel):
+    pending: int = Field(default=0, description="Tracks whose Last.fm tags are still to be fetched.")
+    done: int = 0
+    failed: int = 0
 
 
 class PipelineCounts(BaseModel):
@@ -36,6 +52,7 @@ class PipelineCounts(BaseModel):
     candidates: int
     preview: PreviewCounts
     embedding: EmbeddingCounts
+    tags: TagCounts = Field(default_factory=TagCounts)
 
 
 class WorkerOut(BaseModel):
@@ -65,6 +82,8 @@ class DiscoveryStatus(BaseModel):
     last_run: dict[str, Any] | None
     last_error: str | None
     running: dict[str, Any] | None = Field(description="The run in progress (seeds done of total).")
+    interval_hours: float = Field(description="serve runs discovery by itself this often (0 = off).")
+    next_run_at: datetime | None = Field(description="When serve runs discovery next, if scheduled.")
 
 
 class PreviewStatus(BaseModel):
@@ -75,8 +94,37 @@ class PreviewStatus(BaseModel):
     last_error_at: str | None
 
 
+class ReconciliationWindow(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class ReconciliationStatus(BaseModel):
+    """The last reading of Home Assistant's history for listens the webhook missed."""
+
+    enabled: bool
+    interval_minutes: float
+    last_run_at: datetime | None
+    kind: str | None = Field(description="`periodic` or `backfill`.")
+    window: ReconciliationWindow | None
+    players: list[str]
+    listens_found: int | None
+    listens_recovered: int | None
+    error: str | None
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+class TagsStatus(BaseModel):
+    enabled: bool = Field(description="Tags are fetched (a Last.fm key is configured).")
+    last_fetch_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+
+
 class HomeAssistantStatus(BaseModel):
     configured: bool
+    reconciliation: ReconciliationStatus
 
 
 class ProfileStatus(BaseModel):
@@ -84,6 +132,11 @@ class ProfileStatus(BaseModel):
     display_name: str | None
     listens: int
     taste_built_at: datetime | None
+
+
+class ImportsStatus(BaseModel):
+    running: list[ImportOut] = Field(description="History imports running (or waiting to be retried).")
+    last_finished: ImportOut | None = Field(description="The import that ended last.")
 
 
 class StatusOut(BaseModel):
@@ -94,9 +147,11 @@ class StatusOut(BaseModel):
     worker: WorkerSummary
     discovery: DiscoveryStatus
     previews: PreviewStatus
+    tags: TagsStatus
     homeassistant: HomeAssistantStatus
     profiles: list[ProfileStatus]
     feedback: int
+    imports: ImportsStatus
 
 
 # --- retry-failed ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from haunt_fm import __version__
 from haunt_fm.config import Settings
 from haunt_fm.pipeline.embeddings import service as embeddings
 from haunt_fm.pipeline.embeddings.models import WORKER_STALE_SECONDS
+from haunt_fm.pipeline.imports import service as imports
 from haunt_fm.pipeline.previews import service as previews
 from haunt_fm.pipeline.status import repository
 from haunt_fm.pipeline.status.schemas import RetryFailedOut, RetryStage, StatusOut
@@ -74,12 +75,31 @@ def _live_run(running: Any) -> dict[str, Any] | None:
     return running if datetime.now(UTC) - updated < RUN_STALE_AFTER else None
 
 
+def _reconciliation(settings: Settings, state: dict[str, Any]) -> dict[str, Any]:
+    """The last reading of Home Assistant's history for missed listens."""
+    last = state.get("last_run") or {}
+    return {
+        "enabled": settings.ha_configured and settings.ha_reconcile_minutes > 0,
+        "interval_minutes": settings.ha_reconcile_minutes,
+        "last_run_at": state.get("last_run_at"),
+        "kind": last.get("kind"),
+        "window": {"start": last["start"], "end": last["end"]} if last else None,
+        "players": last.get("players", []),
+        "listens_found": last.get("listens_found"),
+        "listens_recovered": last.get("recovered"),
+        "error": last.get("error"),
+        "last_error": state.get("last_error"),
+        "last_error_at": state.get("last_error_at"),
+    }
+
+
 async def pipeline_status(
     session: AsyncSession, *, settings: Settings, local_worker: Any = None
 ) -> StatusOut:
     """The whole /api/status document."""
     preview = {"pending": 0, "found": 0, "not_found": 0, "failed": 0}
-    embedding = {"pending": 0, "done": 0, "failed": 0, "waiting": 0}
+    embedding: dict[str, Any] = {"pending": 0, "done": 0, "failed": 0, "waiting": 0}
+    tags = {"pending": 0, "done": 0, "failed": 0}
     tracks = listened_tracks = 0
     for row in await repository.track_counts(session):
         n = int(row["n"])
@@ -87,12 +107,21 @@ async def pipeline_status(
         listened_tracks += n if row["listened"] else 0
         preview[row["preview_status"]] = preview.get(row["preview_status"], 0) + n
         embedding[row["embedding_status"]] = embedding.get(row["embedding_status"], 0) + n
+        tags[row["tags_status"]] = tags.get(row["tags_status"], 0) + n
+    by_model = await repository.vectors_by_model(session)
+    embedding["model"] = settings.clap_model
+    embedding["outdated"] = sum(n for model, n in by_model.items() if model != settings.clap_model)
     profiles = await repository.profiles_with_listens(session)
     workers = await repository.live_workers(session, since=datetime.now(UTC) - WORKER_STALE_AFTER)
     states = await repository.app_states(session)
     discovery = states.get("discovery", {})
     previews_state = states.get("previews", {})
+    reconcile = states.get("ha_reconcile", {})
+    tags_state = states.get("tags", {})
     feedback = await repository.feedback_count(session)
+    scheduled = await repository.scheduled_jobs(session)
+    running_imports = await imports.running(session)
+    last_import = await imports.last_finished(session)
     return StatusOut.model_validate(
         {
             "status": "ok",
@@ -105,6 +134,7 @@ async def pipeline_status(
                 "candidates": tracks - listened_tracks,
                 "preview": preview,
                 "embedding": embedding,
+                "tags": tags,
             },
             "worker": _worker_summary(settings, workers, local=local_worker),
             "discovery": {
@@ -113,6 +143,8 @@ async def pipeline_status(
                 "last_run": discovery.get("last_run"),
                 "last_error": discovery.get("last_error"),
                 "running": _live_run(discovery.get("running")),
+                "interval_hours": settings.discovery_interval_hours,
+                "next_run_at": scheduled.get("discovery"),
             },
             "previews": {
                 "enabled": settings.preview_worker_enabled,
@@ -121,7 +153,16 @@ async def pipeline_status(
                 "last_error": previews_state.get("last_error"),
                 "last_error_at": previews_state.get("last_error_at"),
             },
-            "homeassistant": {"configured": settings.ha_configured},
+            "tags": {
+                "enabled": settings.lastfm_configured,
+                "last_fetch_at": tags_state.get("last_fetch_at"),
+                "last_error": tags_state.get("last_error"),
+                "last_error_at": tags_state.get("last_error_at"),
+            },
+            "homeassistant": {
+                "configured": settings.ha_configured,
+                "reconciliation": _reconciliation(settings, reconcile),
+            },
             "profiles": [
                 {
                     "name": p["name"],
@@ -132,6 +173,7 @@ async def pipeline_status(
                 for p in profiles
             ],
             "feedback": feedback,
+            "imports": {"running": running_imports, "last_finished": last_import},
         }
     )
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 MAX_TAG_LENGTH = 64
 
@@ -215,3 +215,14 @@ def match_vibe(text: str, known: Container[str]) -> list[str]:
         else:
             i += 1
     return matched
+
+
+def lookup_tags(text: str, matched: Sequence[str], *, limit: int = 5) -> list[str]:
+    """The tags whose Last.fm charts (`tag.getTopTracks`) could grow the library toward a vibe:
+    its longest phrase (``dark jazz``), then the tags it matched, and, when it matched none,
+    its single words of three letters or more; at most `limit`, without repeats."""
+    candidates = vibe_candidates(text)
+    wanted = candidates[:1] + list(matched)
+    if not matched:
+        wanted += [c for c in candidates if " " not in c and len(c) >= 3]
+    return list(dict.fromkeys(wanted))[:limit]

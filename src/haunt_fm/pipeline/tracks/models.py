@@ -1,6 +1,6 @@
 """A track: one song, whatever source named it (identity = normalised artist + title).
 
-The discovery, preview-lookup and embedding stages hand work to each other through their
+The discovery, preview-lookup, embedding and tags stages hand work to each other through their
 queue columns on this row (see `haunt_fm.queue.stage`), claimed with FOR UPDATE SKIP LOCKED
 and a heartbeat-renewed lease.
 """
@@ -16,6 +16,7 @@ from haunt_fm.db.base import Base
 
 PREVIEW_STATUSES = ("pending", "found", "not_found", "failed")
 EMBEDDING_STATUSES = ("waiting", "pending", "done", "failed")
+TAGS_STATUSES = ("pending", "done", "failed")
 
 
 class Track(Base):
@@ -30,8 +31,9 @@ class Track(Base):
     # norm_artist + U+001F + norm_title; unique: the identity of a song.
     norm_key: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    # "listen" or "lastfm": where we first heard of it.
-    source: Mapped[str] = mapped_column(String(16), server_default="listen")
+    # Where we first heard of it: "listen", "lastfm" (a seed's similar track) or "tag:<tag>" (a
+    # tag's top track, asked for by a vibe).
+    source: Mapped[str] = mapped_column(Text, server_default="listen")
     # True once anyone listened to it: listened tracks go first in every queue.
     listened: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # Summed Last.fm match score over all seeds: candidates are looked up best-first.
@@ -39,6 +41,8 @@ class Track(Base):
     # Listens of it (any profile, duplicates aside) and the latest: seeds go most played first.
     play_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_played_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Bumped by every statement that adds or removes a listen of this track (listens stage).
+    listen_seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     # Last.fm metadata
     mbid: Mapped[str | None] = mapped_column(Text)
@@ -74,6 +78,16 @@ class Track(Base):
     embedding_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     embedding_lease_owner: Mapped[str | None] = mapped_column(Text)
 
+    # Tags stage (Last.fm track.getTopTags): pending -> done | failed, fetched again after
+    # HAUNTFM_TAGS_REFRESH_DAYS (next_at). Same order as every stage: listened first.
+    tags_status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    tags_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    tags_error: Mapped[str | None] = mapped_column(Text)
+    tags_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tags_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tags_lease_owner: Mapped[str | None] = mapped_column(Text)
+    tags_fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
     __table_args__ = (
         Index(
             "ix_tracks_preview_queue",
@@ -86,6 +100,12 @@ class Track(Base):
             "listened",
             "discovery_score",
             postgresql_where=text("embedding_status = 'pending'"),
+        ),
+        Index(
+            "ix_tracks_tags_queue",
+            "listened",
+            "discovery_score",
+            postgresql_where=text("tags_status = 'pending'"),
         ),
         Index(
             "ix_tracks_discovery_queue",

@@ -196,6 +196,7 @@
   const rated = new Map(); // `${profile}|${trackId}|${vibe}` -> "up" | "down", this page's clicks
   let profiles = [];
   let profilesKey = "";
+  let tastesKey = "";
   let listensKey = "";
   let recsKey = "";
 
@@ -326,12 +327,50 @@
     return el("span", { className: `pill ${ok ? "pill-ok" : "pill-off"}`, text: ok ? yes : no });
   }
 
+  function towerPill(ok) {
+    if (ok === true) return el("span", { className: "pill pill-ok", text: "CLAP text too" });
+    if (ok === false) return el("span", { className: "pill pill-off", text: "CLAP text off (collapsed)" });
+    return el("span", { className: "pill pill-off", text: "CLAP text unchecked" });
+  }
+
+  // History imports: what is imported, into which profile, and how far it got.
+  function importNode(item) {
+    const source = item.source === "lastfm" ? `Last.fm ${item.user || ""}` : `ListenBrainz ${item.filename || "export"}`;
+    const progress = item.progress || {};
+    const pct = progress.total ? ` ${Math.min(100, Math.floor((100 * progress.done) / progress.total))} %` : "";
+    const counts = `${fmtCount(item.imported)} imported, ${fmtCount(item.duplicates)} duplicates, ${fmtCount(item.skipped)} skipped`;
+    const state = item.status === "running" ? `running${pct}` : item.status;
+    const stateClass = { running: "running", failed: "error-text" }[item.status] || "muted";
+    return el(
+      "span",
+      { className: "import", dataset: { importId: item.import_id, status: item.status } },
+      el("span", { text: `${source.trim()} → ${item.profile}: ` }),
+      el("span", { className: stateClass, text: state }),
+      el("span", { text: ` · ${counts}` }),
+      item.error ? el("span", { className: "error-text", text: ` · ${item.error}` }) : null,
+    );
+  }
+
+  function importFacts(imports) {
+    const running = imports.running || [];
+    const shown = running.length ? running : imports.last_finished ? [imports.last_finished] : [];
+    if (!shown.length) return [];
+    const nodes = [];
+    for (const item of shown) {
+      if (nodes.length) nodes.push(el("br"));
+      nodes.push(importNode(item));
+    }
+    return fact(running.length ? "Importing" : "Last import", ...nodes);
+  }
+
   function renderStatus(s) {
     const p = s.pipeline || {};
     const worker = s.worker || {};
     const discovery = s.discovery || {};
     const previews = s.previews || {};
+    const tags = s.tags || {};
     const ha = s.homeassistant || {};
+    const outdated = Number((p.embedding || {}).outdated) || 0;
     $("version").textContent = s.version ? `v${s.version}` : "";
 
     const stateClass = { working: "pill-busy", idle: "pill-ok", error: "pill-bad" }[worker.state] || "pill-off";
@@ -372,6 +411,27 @@
       ...(previews.last_error
         ? fact("Preview error", el("span", { className: "error-text", text: previews.last_error }))
         : []),
+      ...fact(
+        "Vibes",
+        yesNo(tags.enabled, "grounded in Last.fm tags", "no Last.fm key: no tags"),
+        " ",
+        towerPill(worker.text_tower_ok),
+      ),
+      ...(tags.last_error
+        ? fact("Tags error", el("span", { className: "error-text", text: tags.last_error }))
+        : []),
+      ...(outdated > 0
+        ? fact(
+            "Re-embedding",
+            el("span", {
+              className: "running",
+              text: `${fmtCount(outdated)} vectors of an earlier model are left out until re-embedded with`,
+            }),
+            " ",
+            el("span", { className: "mono", text: (p.embedding || {}).model || "" }),
+          )
+        : []),
+      ...importFacts(s.imports || {}),
       ...fact("Playback", yesNo(ha.configured, "Home Assistant configured", "Home Assistant not configured")),
     );
 
@@ -390,6 +450,7 @@
         { className: "stages" },
         stage("Preview lookup", p.preview, ["found", "pending", "not_found", "failed"]),
         stage("Embedding", p.embedding, ["done", "pending", "failed", "waiting"]),
+        stage("Tags", p.tags, ["done", "pending", "failed"]),
       ),
       facts,
     );
@@ -397,12 +458,13 @@
     const warning = $("text-tower-warning");
     if (worker.text_tower_ok === false) {
       warning.replaceChildren(
-        el("strong", { text: "Vibe search is unreliable. " }),
+        el("strong", { text: "Vibe text is off. " }),
         "The text tower of ",
         el("code", { text: worker.model || "the CLAP model" }),
-        " gives near-identical embeddings for different prompts. Set ",
-        el("code", { text: "HAUNTFM_CLAP_TEXT_MODEL=laion/larger_clap_general" }),
-        " for vibe text.",
+        " gives near-identical embeddings for different prompts, so vibes rest on the library's Last.fm " +
+          "tags alone. For vibe text too, set ",
+        el("code", { text: "HAUNTFM_CLAP_MODEL=laion/larger_clap_general" }),
+        " (its text tower works; the library is re-embedded in the background).",
         worker.text_tower_note ? el("span", { className: "muted", text: ` ${worker.text_tower_note}` }) : null,
       );
       warning.hidden = false;
@@ -451,6 +513,57 @@
   async function loadProfiles() {
     const data = await api("/api/profiles");
     renderProfiles(data.profiles || []);
+    renderTastes(data.profiles || []);
+  }
+
+  /* Each profile's tastes (clusters of what it plays): label, share of listening, tracks, artists. */
+  function tasteItem(t) {
+    const percent = Math.round(100 * Number(t.weight || 0));
+    const bar = el("div", { className: "bar", role: "img", "aria-label": `${percent}% of the listening` });
+    const seg = el("span", { className: "seg" });
+    seg.style.width = `${percent}%`;
+    bar.append(seg);
+    return el(
+      "li",
+      { className: "taste", dataset: { index: t.index } },
+      el(
+        "div",
+        { className: "taste-line" },
+        el("span", { className: "taste-label", text: t.label }),
+        el("span", { className: "taste-weight", text: `${percent}% · ${fmtCount(t.tracks)} tracks` }),
+      ),
+      bar,
+      el("div", { className: "meta taste-artists", text: (t.top_artists || []).join(", ") }),
+    );
+  }
+
+  function renderTastes(list) {
+    const profile = selectedProfile();
+    const shown = list.filter((p) => (profile ? p.name === profile : (p.tastes || []).length > 0));
+    const key = JSON.stringify([profile, shown.map((p) => [p.name, p.tastes, p.taste_stale])]);
+    if (key === tastesKey) return;
+    tastesKey = key;
+    $("tastes-scope").textContent = profile ? `profile ${profile}` : "all profiles";
+    const blocks = shown
+      .filter((p) => (p.tastes || []).length > 0)
+      .map((p) =>
+        el(
+          "div",
+          { className: "taste-profile", dataset: { profile: p.name } },
+          el(
+            "h3",
+            {},
+            badge(p.name),
+            el("span", {
+              className: "muted small",
+              text: `${p.tastes.length} taste${p.tastes.length > 1 ? "s" : ""}${p.taste_stale ? " · rebuilt on next use" : ""}`,
+            }),
+          ),
+          el("ol", { className: "taste-list" }, ...p.tastes.map(tasteItem)),
+        ),
+      );
+    $("tastes").replaceChildren(...blocks);
+    $("tastes-empty").hidden = blocks.length > 0;
   }
 
   function listenItem(e) {
@@ -458,7 +571,10 @@
     const speaker = e.speaker_name || e.speaker_entity;
     return el(
       "li",
-      { className: "item", dataset: { eventId: e.event_id, trackId: e.track_id, profile: e.profile } },
+      {
+        className: e.skipped ? "item skipped" : "item",
+        dataset: { eventId: e.event_id, trackId: e.track_id, profile: e.profile, skipped: Boolean(e.skipped) },
+      },
       el(
         "div",
         { className: "item-main" },
@@ -472,6 +588,13 @@
           "div",
           { className: "meta" },
           badge(e.profile),
+          e.skipped
+            ? el("span", {
+                className: "skip-flag",
+                title: "cut short by the next track on the speaker: it feeds no taste",
+                text: "skipped",
+              })
+            : null,
           el("span", { className: "track-id", title: "track id", text: `#${e.track_id}` }),
           dotted(timeNode(e.played_at, "")),
           speaker ? el("span", { className: "speaker dotted", title: e.speaker_entity || "", text: speaker }) : null,
@@ -524,6 +647,9 @@
           { className: "meta" },
           el("span", { className: "score", title: "cosine similarity", text: Number(r.score).toFixed(3) }),
           el("span", { className: "track-id dotted", title: "track id", text: `#${r.track_id}` }),
+          r.taste
+            ? el("span", { className: "taste-ref dotted", title: "the taste that found it", text: r.taste.label })
+            : null,
           r.album ? el("span", { className: "album dotted", text: r.album }) : null,
           preview
             ? el("a", {
@@ -578,6 +704,185 @@
     }
   }
 
+  /* ---------- radio ---------- */
+
+  let radioKey = "";
+
+  function trackLine(label, track) {
+    return el(
+      "div",
+      { className: "radio-line", dataset: { line: label } },
+      el("span", { className: "radio-label", text: label }),
+      el("span", { className: "title", text: track.title }),
+      " ",
+      el("span", { className: "artist", text: track.artist }),
+    );
+  }
+
+  function radioVibe() {
+    const vibe = currentVibe();
+    return vibe === DEFAULT_VIBE ? null : vibe;
+  }
+
+  // Runs a radio request from a button: the button is off meanwhile, a failure is a toast.
+  async function radioAction(button, failed, work) {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      toast(`${failed}: ${err.message}`, "error");
+    } finally {
+      button.disabled = false;
+      radioKey = "";
+      refresh();
+    }
+  }
+
+  function startRadio(speaker, button) {
+    return radioAction(button, "Radio not started", async () => {
+      const body = { speaker_entity: speaker, vibe: radioVibe() };
+      const radio = await api("/api/radio", { method: "POST", body });
+      const first = radio.first_playback || {};
+      const problem =
+        first.status === "failed" ? ` · not queued yet: ${first.error || "Home Assistant failed"}` : "";
+      toast(
+        `Radio on for ${radio.profile} · ${radio.queued.length} tracks queued${problem}`,
+        problem ? "error" : "ok",
+      );
+    });
+  }
+
+  function stopRadio(speaker, button, stopPlayback) {
+    return radioAction(button, "Radio not stopped", async () => {
+      const query = stopPlayback ? "?stop_playback=true" : "";
+      const radio = await api(`/api/radio/${encodeURIComponent(speaker)}${query}`, { method: "DELETE" });
+      const player = radio.stop_playback?.status === "failed" ? ` (player: ${radio.stop_playback.error})` : "";
+      toast(`Radio stopped on ${speaker}${player}`, player ? "error" : "ok");
+    });
+  }
+
+  function speakerItem(speaker, radio, lastEnded) {
+    const name = speaker.speaker_name || speaker.speaker_entity;
+    const lines = el("div", { className: "radio-lines" });
+    const actions = el("div", { className: "radio-actions" });
+    if (radio) {
+      if (radio.now_playing) lines.append(trackLine("Now", radio.now_playing));
+      const next = radio.upcoming[0];
+      if (next) lines.append(trackLine("Next", next));
+      if (!radio.now_playing && !next) lines.append(el("span", { className: "muted", text: "Queueing…" }));
+      const counts =
+        `${radio.played.length} played · ${radio.skipped.length} skipped · ${radio.upcoming.length} queued`;
+      const avoiding = radio.steer.avoided_artists;
+      const avoided = avoiding.length ? ` · avoiding ${avoiding.join(", ")}` : "";
+      lines.append(el("span", { className: "muted small", text: counts + avoided }));
+      if (radio.playback.last_error) {
+        const retrying = radio.playback.next_retry_at ? " · retrying" : "";
+        lines.append(
+          el("span", { className: "error-text", text: `Home Assistant: ${radio.playback.last_error}${retrying}` }),
+        );
+      }
+      if (radio.now_playing) {
+        actions.append(
+          thumbs({
+            trackId: radio.now_playing.track_id,
+            profile: radio.profile,
+            label: `${radio.now_playing.title} by ${radio.now_playing.artist}`,
+          }),
+        );
+      }
+      const stop = el("button", { type: "button", className: "radio-stop", text: "Stop radio" });
+      stop.addEventListener("click", () => stopRadio(speaker.speaker_entity, stop, false));
+      const stopAll = el("button", {
+        type: "button",
+        className: "radio-stop-player",
+        text: "Stop radio and player",
+      });
+      stopAll.addEventListener("click", () => stopRadio(speaker.speaker_entity, stopAll, true));
+      actions.append(stop, stopAll);
+    } else {
+      if (lastEnded) {
+        lines.append(
+          el("span", {
+            className: "muted small radio-ended",
+            text: `Last radio ended (${lastEnded.ended_reason}): ${lastEnded.ended_detail || ""}`,
+          }),
+        );
+      }
+      const start = el("button", { type: "button", className: "primary radio-start", text: "Start radio" });
+      start.setAttribute("aria-label", `Start radio on ${name}`);
+      start.addEventListener("click", () => startRadio(speaker.speaker_entity, start));
+      actions.append(start);
+    }
+    return el(
+      "li",
+      { className: "item", dataset: { speaker: speaker.speaker_entity, radioId: radio ? radio.radio_id : "" } },
+      el(
+        "div",
+        { className: "item-main" },
+        el(
+          "div",
+          { className: "title-line" },
+          el("span", { className: "speaker-name", text: name }),
+          speaker.speaker_name ? el("span", { className: "artist mono", text: speaker.speaker_entity }) : null,
+        ),
+        el(
+          "div",
+          { className: "meta" },
+          radio ? badge(radio.profile) : speaker.profile ? badge(speaker.profile) : null,
+          radio ? el("span", { className: "pill pill-ok", text: "radio on" }) : null,
+          radio && radio.vibe ? el("span", { className: "dotted", text: `vibe “${radio.vibe}”` }) : null,
+        ),
+        lines,
+      ),
+      actions,
+    );
+  }
+
+  async function loadRadio() {
+    try {
+      const data = await api("/api/radio");
+      showMessage($("radio-error"), "");
+      const radios = data.radios || [];
+      const speakers = data.speakers || [];
+      const key = JSON.stringify([radios, speakers]);
+      if (key === radioKey) return;
+      radioKey = key;
+      const active = new Map(radios.filter((r) => r.active).map((r) => [r.speaker_entity, r]));
+      const ended = new Map();
+      for (const r of radios) if (!r.active && !ended.has(r.speaker_entity)) ended.set(r.speaker_entity, r);
+      $("speakers").replaceChildren(
+        ...speakers.map((s) => speakerItem(s, active.get(s.speaker_entity), ended.get(s.speaker_entity))),
+      );
+      $("speakers-empty").hidden = speakers.length > 0;
+      markPressed();
+    } catch (err) {
+      radioKey = "";
+      showMessage($("radio-error"), `Radio unavailable: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /* ---------- vibe suggestions: the library's (or the profile's) tags ---------- */
+
+  const TAGS_EVERY_MS = 5 * 60 * 1000;
+  let tagsKey = "";
+  let tagsAt = 0;
+
+  async function loadTags(force = false) {
+    const profile = selectedProfile();
+    if (!force && profile === tagsKey && Date.now() - tagsAt < TAGS_EVERY_MS) return;
+    const query = new URLSearchParams({ limit: "50" });
+    if (profile) query.set("profile", profile);
+    const data = await api(`/api/tags?${query}`);
+    tagsKey = profile;
+    tagsAt = Date.now();
+    $("vibe-tags").replaceChildren(
+      ...(data.tags || []).map((t) =>
+        el("option", { value: t.tag, label: `${t.tag} · ${fmtCount(t.embedded)} embedded tracks` }),
+      ),
+    );
+  }
+
   /* ---------- refresh loop ---------- */
 
   let inFlight = null;
@@ -596,7 +901,13 @@
       } catch (err) {
         problems.push(err);
       }
-      const results = await Promise.allSettled([loadStatus(), loadListens(), loadRecommendations()]);
+      const results = await Promise.allSettled([
+        loadStatus(),
+        loadListens(),
+        loadRecommendations(),
+        loadRadio(),
+        loadTags(),
+      ]);
       problems = problems.concat(results.filter((r) => r.status === "rejected").map((r) => r.reason));
       refreshTimes();
       const now = new Date().toLocaleTimeString();
@@ -651,6 +962,7 @@
       if (filter.value) $("fb-profile").value = filter.value;
       listensKey = "";
       recsKey = "";
+      tastesKey = "";
       refresh();
     });
 

@@ -1,0 +1,1 @@
+"""History imports: a household's Last.fm scrobbles and ListenBrainz export become listens."""

@@ -1,0 +1,1 @@
+"""Endless radio on a speaker: batches of recommendations that keep ahead of the listener."""
