@@ -75,6 +75,15 @@ def running_service(
     extra_env: dict[str, str] | None = None, *, data_dir: Path | None = None
 ) -> Iterator[str]:
     """`haunt-fm serve` on the embedded database in a temporary data dir; yields its base URL."""
+    with serve_process(extra_env, data_dir=data_dir) as (url, _proc):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_process(
+    extra_env: dict[str, str] | None = None, *, data_dir: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """As `running_service`, also yielding the `serve` process (for benchmarks that watch it)."""
     port = free_port()
     with temp_dir() as tmp:
         env = clean_environ(
@@ -104,7 +113,7 @@ def running_service(
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("service did not start:\n" + (Path(tmp) / "serve.log").read_text())
                 time.sleep(0.2)
-            yield url
+            yield url, proc
         finally:
             proc.send_signal(signal.SIGTERM)
             try:

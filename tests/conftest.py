@@ -100,6 +100,18 @@ async def engine(pg_url: str) -> AsyncIterator[AsyncEngine]:
 
 async def reset_database(eng: AsyncEngine) -> None:
     async with eng.begin() as conn:
+        # A server stopped while one of its connections was still being set up (asyncpg's type
+        # introspection runs in a transaction) leaves that session idle in transaction, holding
+        # locks, with no event loop left to close it: TRUNCATE would wait for it forever.
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND state = 'idle in transaction' AND state_change < now() - interval '2 seconds'"
+            )
+        )
+        # Anything else in the way fails the test after a minute instead of hanging the run.
+        await conn.execute(text("SET LOCAL lock_timeout = '60s'"))
         await conn.execute(text(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE"))
         await conn.execute(text("INSERT INTO profiles (name, display_name) VALUES ('default', 'Default')"))
 

@@ -28,6 +28,9 @@ similar music, iTunes supplies 30-second previews, CLAP embeds them into pgvecto
 each profile gets recommendations and playlists played through Music Assistant.
 
 When `HAUNTFM_API_TOKEN` is set every `/api/*` call needs `Authorization: Bearer <token>`.
+
+Assistants reach the same services through MCP (Model Context Protocol, streamable HTTP) at
+`/mcp`, behind the same token; `haunt-fm mcp` serves them over stdio.
 """
 
 
@@ -68,7 +71,8 @@ def create_app(
             gc.collect()
             gc.freeze()
             try:
-                yield
+                async with mcp_sessions.run():
+                    yield
             finally:
                 await background.stop(tasks)
 
@@ -86,8 +90,10 @@ def create_app(
     install_error_handlers(app)
     install_openapi(app)
     _include_routers(app)
+    from haunt_fm.mcp_server.server import mount as mount_mcp
     from haunt_fm.pipeline.imports.router import LISTENBRAINZ_PATH
 
+    mcp_sessions = mount_mcp(app)  # /mcp: the tools for assistants (MCP over streamable HTTP)
     # Export uploads stream to disk under their own cap; every other body is small.
     app.add_middleware(RequestGuardMiddleware, streamed={LISTENBRAINZ_PATH: settings.import_max_bytes})
     app.add_middleware(DatabaseAwayMiddleware)

@@ -6,7 +6,7 @@ import hmac
 import json
 import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,15 +31,31 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+def _guarded(path: str) -> bool:
+    """The paths the token guards: the API and the MCP endpoint."""
+    return path.startswith("/api/") or path == "/mcp" or path.startswith("/mcp/")
+
+
+def _query_token(query: bytes) -> bytes:
+    """`?token=<token>` on /mcp: for MCP clients that take only a URL (Home Assistant's
+    integration authenticates with OAuth or not at all, so it cannot send the header)."""
+    # latin-1 both ways: every byte survives, whatever a client percent-encodes.
+    values = parse_qs(query.decode("latin-1"), encoding="latin-1").get("token", [])
+    return values[0].encode("latin-1") if len(values) == 1 else b""
+
+
 class TokenAuthMiddleware:
-    """When a token is configured, every /api/* call needs `Authorization: Bearer <token>`."""
+    """When a token is configured, every /api/* and /mcp call needs `Authorization: Bearer <token>`.
+
+    /mcp also takes it as `?token=<token>` (see `_query_token`).
+    """
 
     def __init__(self, app: ASGIApp, *, token: str | None) -> None:
         self.app = app
         self.token = token.encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if self.token is None or scope["type"] != "http" or not _guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
         supplied = b""
@@ -49,6 +65,8 @@ class TokenAuthMiddleware:
                 if scheme.lower() == b"bearer":
                     supplied = credential.strip()
                 break
+        if not supplied and scope["path"] == "/mcp":
+            supplied = _query_token(scope.get("query_string", b""))
         if not hmac.compare_digest(supplied, self.token):
             await _send_json(
                 send,

@@ -251,6 +251,7 @@ async def test_remote_that_is_not_there(tmp_path: Path) -> None:
         (["db", "upgrade"], "db upgrade"),
         (["serve"], "serve"),
         (["worker"], "worker"),
+        (["mcp"], "mcp"),
         (["backfill", "--since", "2026-01-01"], "backfill"),
     ],
 )

@@ -17,8 +17,8 @@ from haunt_fm import __version__
 from haunt_fm.cli import app
 from tests.cli.support import cli_env, run
 
-# Commands that print no result of their own (a server, a worker, an interactive psql).
-NO_RESULT = {"serve", "worker", "db shell"}
+# Commands that print no result of their own (a server, a worker, the MCP stdio server, psql).
+NO_RESULT = {"serve", "worker", "mcp", "db shell"}
 
 
 def _commands(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -123,6 +123,24 @@ async def test_unknown_entity_is_none(client: HomeAssistantClient, ha: FakeHomeA
     assert await client.get_state("media_player.x/../../api") is None  # quoted, so still just "not found"
 
 
+async def test_list_states_returns_every_entity(client: HomeAssistantClient, ha: FakeHomeAssistant) -> None:
+    ha.add_player("media_player.kitchen_2", friendly_name="Kitchen", state="off")
+    ha.other_states["sun.sun"] = {"entity_id": "sun.sun", "state": "above_horizon", "attributes": {}}
+    states = await client.list_states()
+    assert [s["entity_id"] for s in states] == [STUDY, "media_player.kitchen_2", "sun.sun"]
+    assert states[0]["attributes"]["friendly_name"] == "Study speaker"
+    [request] = ha.requests
+    assert request.path == "/api/states" and request.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_list_states_of_an_unexpected_shape_is_an_error(
+    client: HomeAssistantClient, ha: FakeHomeAssistant
+) -> None:
+    ha.inject(Fault(200, '{"message": "API running."}', "application/json"))
+    with pytest.raises(HomeAssistantError, match="unexpected shape"):
+        await client.list_states()
+
+
 async def test_play_media_sends_music_assistant_data(
     client: HomeAssistantClient, ha: FakeHomeAssistant
 ) -> None:

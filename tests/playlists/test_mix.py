@@ -144,3 +144,15 @@ def test_artists_spread_whenever_the_pools_allow() -> None:
     new = [cand(100 + i, "new", "y") for i in range(10)]
     chosen = interleave(known=known, new=new, total=20, known_pct=30)
     assert len(chosen) == 20 and repeats_ok(chosen)
+
+
+def test_a_better_track_moves_up_rather_than_a_worse_one_coming_in() -> None:
+    # The four best are by three artists, two by "a": they fit as a, b, c, a... in some order;
+    # the fifth (another artist, far worse) must not take the last place instead.
+    new = [cand(1, "new", "C"), cand(2, "new", "B"), cand(3, "new", "A"), cand(4, "new", "A")]
+    new.append(cand(5, "new", "Z"))
+    chosen = interleave(known=[], new=new, total=4, known_pct=0)
+    assert {c.track_id for c in chosen} == {1, 2, 3, 4}
+    assert repeats_ok(chosen) and window_ok(chosen)
+    # The list up to the blocked place stays as it was, the "a" moved up in between.
+    assert [c.track_id for c in chosen] == [1, 4, 2, 3]

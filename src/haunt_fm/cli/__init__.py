@@ -20,6 +20,7 @@ from haunt_fm.cli import (
     history,
     imports,
     listens,
+    mcp,
     playlists,
     profiles,
     radio,
@@ -110,6 +111,7 @@ for module in (
     history,
     discovery,
     server,
+    mcp,
     db,
 ):
     module.register(app)

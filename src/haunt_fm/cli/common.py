@@ -113,7 +113,7 @@ def need_lastfm_key(remote: str | None, *, what: str) -> None:
 def local_only(ctx: typer.Context, *, service: bool = False) -> None:
     """Refuse a remote service for a command without an API counterpart (it works on the database).
 
-    `service` (serve, worker): HAUNTFM_URL from the environment is ignored with a warning, so a
+    `service` (serve, worker, mcp): HAUNTFM_URL from the environment is ignored with a warning, so a
     client setting left in a shared `.env` never keeps the service from starting.
     """
     command = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip()
@@ -140,7 +140,7 @@ def local_only(ctx: typer.Context, *, service: bool = False) -> None:
 
 
 def setup_logging(*, verbose: bool, level: str | None = None) -> None:
-    """Commands log warnings only (`--verbose`: INFO); serve and worker pass HAUNTFM_LOG_LEVEL.
+    """Commands log warnings only (`--verbose`: INFO); serve, worker and mcp pass HAUNTFM_LOG_LEVEL.
 
     Alembic announces itself at INFO on every start ("Context impl PostgresqlImpl", "Will
     assume transactional DDL"): shown with --verbose only.

@@ -96,6 +96,15 @@ class HomeAssistantClient(ServiceClient):
             )
         return body
 
+    async def list_states(self) -> list[dict[str, Any]]:
+        """Every entity's state object (`GET /api/states`)."""
+        body = await self._get("/api/states")
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise HomeAssistantError(
+                "Home Assistant answered /api/states with an unexpected shape", transient=False
+            )
+        return body
+
     async def history(
         self,
         entity_ids: Sequence[str],

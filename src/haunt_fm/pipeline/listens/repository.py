@@ -249,14 +249,50 @@ _RECENT_SQL = text(
     JOIN tracks t ON t.id = e.track_id
     JOIN profiles p ON p.id = e.profile_id
     WHERE (CAST(:profile_id AS bigint) IS NULL OR e.profile_id = :profile_id)
+      AND (CAST(:speakers AS text[]) IS NULL
+           OR lower(e.speaker_entity) = ANY(:speakers) OR lower(e.speaker_name) = ANY(:speakers))
     ORDER BY e.played_at DESC, e.id DESC
     LIMIT :limit
     """
 )
 
 
-async def recent(session: AsyncSession, *, profile_id: int | None, limit: int) -> Sequence[Any]:
-    return (await session.execute(_RECENT_SQL, {"profile_id": profile_id, "limit": limit})).mappings().all()
+async def recent(
+    session: AsyncSession, *, profile_id: int | None, limit: int, speakers: Sequence[str] | None = None
+) -> Sequence[Any]:
+    """Newest first; `speakers` (lowercase names or entity ids) keeps only listens on those speakers."""
+    params = {
+        "profile_id": profile_id,
+        "limit": limit,
+        "speakers": None if speakers is None else list(speakers),
+    }
+    return (await session.execute(_RECENT_SQL, params)).mappings().all()
+
+
+_TRACK_BY_KEY_SQL = text("SELECT id AS track_id, title, artist, album FROM tracks WHERE norm_key = :norm_key")
+
+
+async def track_by_key(session: AsyncSession, *, norm_key: str) -> Any | None:
+    """The track with this identity key, or None."""
+    return (await session.execute(_TRACK_BY_KEY_SQL, {"norm_key": norm_key})).mappings().first()
+
+
+# The speakers of the latest listens (an index scan on played_at), newest first per speaker.
+_SPEAKERS_HEARD_SQL = text(
+    """
+    SELECT speaker_name, speaker_entity, max(played_at) AS last_played_at
+    FROM (SELECT speaker_name, speaker_entity, played_at FROM listen_events
+          ORDER BY played_at DESC LIMIT :window) e
+    WHERE speaker_name IS NOT NULL OR speaker_entity IS NOT NULL
+    GROUP BY speaker_name, speaker_entity
+    ORDER BY last_played_at DESC
+    """
+)
+
+
+async def speakers_heard(session: AsyncSession, *, window: int) -> Sequence[Any]:
+    """(speaker_name, speaker_entity) pairs seen in the latest `window` listens, newest first."""
+    return (await session.execute(_SPEAKERS_HEARD_SQL, {"window": window})).mappings().all()
 
 
 # Players whose history reconciliation reads: entity ids among mapped speakers, the speakers

@@ -239,3 +239,20 @@ class ListenOut(BaseModel):
 
 class RecentListens(BaseModel):
     events: list[ListenOut]
+
+
+class TrackRef(BaseModel):
+    """A stored track, as a listen or a rating names it."""
+
+    track_id: int
+    title: str
+    artist: str
+    album: str | None = None
+
+
+class SpeakerHeard(BaseModel):
+    """A speaker listens were reported from, as the webhook (or history) named it."""
+
+    speaker_name: str | None
+    speaker_entity: str | None
+    last_played_at: datetime

@@ -9,7 +9,7 @@ group player playing the group's track is the group's listen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -29,6 +29,8 @@ from haunt_fm.pipeline.listens.schemas import (
     ListenOut,
     ListenSource,
     ListenStatus,
+    SpeakerHeard,
+    TrackRef,
 )
 from haunt_fm.pipeline.profiles import service as profiles
 from haunt_fm.pipeline.profiles.repository import speaker_key
@@ -127,15 +129,34 @@ def _note(listen: ListenIn, *, resolved: str, status: str) -> str | None:
     return " ".join(notes) or None
 
 
-async def recent(session: AsyncSession, *, profile: str | None, limit: int) -> list[ListenOut]:
-    """Newest listens first; all profiles unless one is named."""
+async def recent(
+    session: AsyncSession, *, profile: str | None, limit: int, speakers: Sequence[str] | None = None
+) -> list[ListenOut]:
+    """Newest listens first; all profiles unless one is named, all speakers unless some are."""
     profile_id = None
     if profile:
         profile_id = (await profiles.require(session, name=profile)).id
+    keys = None if speakers is None else sorted({s.strip().lower() for s in speakers})
     return [
         ListenOut.model_validate(dict(r))
-        for r in await repo.recent(session, profile_id=profile_id, limit=limit)
+        for r in await repo.recent(session, profile_id=profile_id, limit=limit, speakers=keys)
     ]
+
+
+async def find_track(session: AsyncSession, *, title: str, artist: str) -> TrackRef | None:
+    """The stored track that is this title and artist by the identity rule, or None."""
+    row = await repo.track_by_key(session, norm_key=identity_params(title=title, artist=artist)["norm_key"])
+    return None if row is None else TrackRef.model_validate(dict(row))
+
+
+# How far back (in listens) to look for the speakers music was heard on.
+SPEAKERS_HEARD_WINDOW = 5000
+
+
+async def speakers_heard(session: AsyncSession) -> list[SpeakerHeard]:
+    """The speakers recent listens were reported from (name and entity as sent), newest first."""
+    rows = await repo.speakers_heard(session, window=SPEAKERS_HEARD_WINDOW)
+    return [SpeakerHeard.model_validate(dict(r)) for r in rows]
 
 
 # --- Batches of listens (history imports) ------------------------------------------------

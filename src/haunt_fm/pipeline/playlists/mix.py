@@ -10,7 +10,9 @@ Rules, in order of precedence:
 4. The known places are spread evenly through the playlist (Bresenham: each known track
    sits in the middle of its share of the list), never bunched at the start.
 Each side is consumed best first. For each place the best candidate of the slot's side that
-keeps every artist rule is taken, else the other side's; failing both, the best that keeps
+keeps every artist rule is taken — at this place, or at an earlier one where the places after
+it still keep the rules (a better track moved up rather than a worse one let in) — else the
+other side's; failing both, the best that keeps
 rules 1 and the no-twice-in-a-row part of 2, then the best that keeps rule 1. When rule 1
 blocks both sides the playlist ends there (shorter rather than breaking it). Spreading one
 artist's tracks early can strand the rest of them at the end, so when the playlist ends
@@ -24,12 +26,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from haunt_fm.pipeline.recommendations.variety import crowded
+from haunt_fm.pipeline.recommendations.variety import WINDOW, crowded
 
 Kind = Literal["known", "new"]
 MAX_ARTIST_RUN = 2
 # How strict a place is about artists: 0 = no repeat and 2-in-10, 1 = no repeat, 2 = no three in a row.
 STRICT, NO_REPEAT, NO_THREE = 0, 1, 2
+# A better track that can't take the next place may move up this many places (and this many of
+# the best such tracks are tried per place), so a playlist is not filled with worse tracks where
+# reordering the better ones keeps the artist rules.
+MOVE_UP = 10
+MOVE_TRIES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +90,61 @@ def _allowed(candidate: Candidate, artists: Sequence[str], level: int) -> bool:
     return level >= NO_REPEAT or not crowded(candidate.artist_key, list(artists))
 
 
-def _take(pool: list[Candidate], artists: Sequence[str], seen: set[int], level: int) -> Candidate | None:
+class _Arrangement:
+    """The list so far, the level each place was filled at, and the artists queued before it."""
+
+    def __init__(self, after: Sequence[str]) -> None:
+        self.after = list(after)
+        self.chosen: list[Candidate] = []
+        self.levels: list[int] = []
+        self.seen: set[int] = set()
+
+    def artists(self) -> list[str]:
+        return self.after + [c.artist_key for c in self.chosen]
+
+    def place(self, candidate: Candidate, level: int, at: int | None = None) -> None:
+        at = len(self.chosen) if at is None else at
+        self.chosen.insert(at, candidate)
+        self.levels.insert(at, level)
+        self.seen.add(candidate.track_id)
+
+    def earlier_place(self, candidate: Candidate, level: int) -> int | None:
+        """Where `candidate`, which can't go last, fits up to MOVE_UP places earlier: every place
+        from there on still keeps the rules it was filled under (a better track moved up rather
+        than a worse one let in). The rules look back at most WINDOW - 1 places, so only the
+        places up to that far after the insertion can change their verdict."""
+        end = len(self.chosen)
+        for at in range(end - 1, max(-1, end - 1 - MOVE_UP), -1):
+            trial = [*self.chosen[:at], candidate, *self.chosen[at:]]
+            levels = [*self.levels[:at], level, *self.levels[at:]]
+            keys = self.after + [c.artist_key for c in trial]
+            offset = len(self.after)
+            checked = range(at, min(len(trial), at + WINDOW))
+            if all(_allowed(trial[p], keys[: offset + p], levels[p]) for p in checked):
+                return at
+        return None
+
+
+def _take(
+    pool: list[Candidate], arrangement: _Arrangement, level: int, *, move_up: bool
+) -> tuple[Candidate, int | None] | None:
+    """The pool's best track that can take the next place, or (`move_up`) an earlier one:
+    (track, where)."""
+    artists = arrangement.artists()
+    moves_tried = 0 if move_up else MOVE_TRIES
     for i, candidate in enumerate(pool):
-        if candidate.track_id in seen:
+        if candidate.track_id in arrangement.seen:
             continue
-        if _allowed(candidate, artists, level):
-            del pool[i]
-            return candidate
+        at: int | None = None
+        if not _allowed(candidate, artists, level):
+            if moves_tried == MOVE_TRIES:
+                continue
+            moves_tried += 1
+            at = arrangement.earlier_place(candidate, level)
+            if at is None:
+                continue
+        del pool[i]
+        return candidate, at
     return None
 
 
@@ -97,23 +152,22 @@ def _arrange(
     known: list[Candidate], new: list[Candidate], kinds: list[Kind], strictest: int, after: Sequence[str]
 ) -> list[Candidate]:
     pools: dict[Kind, list[Candidate]] = {"known": list(known), "new": list(new)}
-    chosen: list[Candidate] = []
-    # The artists before each place: those queued before this list, then the list's own.
-    artists = list(after)
-    seen: set[int] = set()
+    arrangement = _Arrangement(after)
     for kind in kinds:
         other: Kind = "new" if kind == "known" else "known"
-        pick = None
         for level in range(strictest, NO_THREE + 1):
-            pick = _take(pools[kind], artists, seen, level) or _take(pools[other], artists, seen, level)
+            # Tracks move up only under the arrangement's own rules: a rule relaxed for one place
+            # must not pull tracks forward past places that keep it.
+            move_up = level == strictest
+            pick = _take(pools[kind], arrangement, level, move_up=move_up) or _take(
+                pools[other], arrangement, level, move_up=move_up
+            )
             if pick is not None:
+                arrangement.place(pick[0], level, at=pick[1])
                 break
-        if pick is None:
+        else:
             break
-        chosen.append(pick)
-        artists.append(pick.artist_key)
-        seen.add(pick.track_id)
-    return chosen
+    return arrangement.chosen
 
 
 def interleave(

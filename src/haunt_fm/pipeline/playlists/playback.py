@@ -72,6 +72,21 @@ def explain(exc: HomeAssistantError) -> str:
     return exc.message
 
 
+def is_music_assistant(state: dict[str, Any]) -> bool:
+    """Whether a Home Assistant state object is a Music Assistant player (what text search needs)."""
+    attributes: dict[str, Any] = state.get("attributes") or {}
+    return attributes.get("app_id") == "music_assistant" or "mass_player_type" in attributes
+
+
+async def music_assistant_players(client: HomeAssistantClient) -> list[dict[str, Any]]:
+    """The state objects of every Music Assistant player Home Assistant knows, by entity id."""
+    states = await client.list_states()
+    players = [
+        s for s in states if str(s.get("entity_id", "")).startswith("media_player.") and is_music_assistant(s)
+    ]
+    return sorted(players, key=lambda s: str(s["entity_id"]))
+
+
 async def check_speaker(client: HomeAssistantClient, entity_id: str) -> list[str]:
     """Warnings about the speaker; 422 when Home Assistant has no such entity.
 
@@ -90,8 +105,7 @@ async def speaker_state(client: HomeAssistantClient, entity_id: str) -> tuple[di
             "(the `_2` entity, e.g. media_player.study_speaker_2); Developer Tools > States lists them."
         )
     warnings: list[str] = []
-    attributes: dict[str, Any] = state.get("attributes") or {}
-    if attributes.get("app_id") != "music_assistant" and "mass_player_type" not in attributes:
+    if not is_music_assistant(state):
         warnings.append(
             f"{entity_id} does not look like a Music Assistant player; text search may not resolve "
             "tracks on it. Use its Music Assistant entity (usually the one ending in `_2`)."
