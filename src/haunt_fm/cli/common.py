@@ -13,7 +13,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from haunt_fm.db.embedded import DataDirBusy, EmbeddedPostgres
+    from haunt_fm.runtime import Runtime
 
 log = logging.getLogger("haunt_fm.cli")
 
@@ -234,6 +235,31 @@ def upgrade_schema(url: str) -> None:
         if type(exc).__module__.startswith(("asyncpg", "sqlalchemy")):
             raise fail(f"database error at {redact_url(url)}: {type(exc).__name__}: {exc}") from None
         raise
+
+
+def run_on_runtime(
+    current: Settings,
+    work: Callable[[Settings, Runtime], Coroutine[Any, Any, None]],
+    *,
+    stopped: str,
+    attach_only: bool = False,
+) -> None:
+    """A long-running process (worker, mcp): `work` on a runtime against the up-to-date database
+    until it ends, or until Ctrl-C / SIGTERM, after which `stopped` goes to stderr."""
+    import asyncio
+
+    from haunt_fm.runtime import open_runtime
+
+    async def main(url: str) -> None:
+        async with open_runtime(current, database_url=url, pool_size=3) as runtime:
+            await work(current, runtime)
+
+    with database(current, attach=True, attach_only=attach_only) as url:
+        upgrade_schema(url)
+        try:
+            asyncio.run(main(url))
+        except KeyboardInterrupt:
+            typer.echo(stopped, err=True)
 
 
 # --- output -----------------------------------------------------------------------------------

@@ -9,12 +9,15 @@ there is one). It holds no model: a new vibe text goes to the worker queue, as w
 
 from __future__ import annotations
 
-import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 
-from haunt_fm.cli.common import database, local_only, settings, setup_logging, state, upgrade_schema
-from haunt_fm.config import Settings
+from haunt_fm.cli.common import local_only, run_on_runtime, settings, setup_logging, state
+
+if TYPE_CHECKING:
+    from haunt_fm.config import Settings
+    from haunt_fm.runtime import Runtime
 
 
 def register(app: typer.Typer) -> None:
@@ -27,19 +30,12 @@ def mcp_command(ctx: typer.Context) -> None:
     setup_logging(verbose=state(ctx).verbose, level=current.log_level)
     # Like serve: a HAUNTFM_URL left in a shared .env must not keep the assistant's tools away.
     local_only(ctx, service=True)
-    with database(current, attach=True) as url:
-        upgrade_schema(url)
-        try:
-            asyncio.run(_serve(current, url))
-        except KeyboardInterrupt:
-            typer.echo("mcp server stopped", err=True)
+    run_on_runtime(current, _serve, stopped="mcp server stopped")
 
 
-async def _serve(current: Settings, url: str) -> None:
+async def _serve(current: Settings, runtime: Runtime) -> None:
     from haunt_fm.mcp_server.backend import RuntimeBackend
     from haunt_fm.mcp_server.server import build_server
-    from haunt_fm.runtime import open_runtime
 
-    async with open_runtime(current, database_url=url, pool_size=3) as runtime:
-        backend = RuntimeBackend(runtime)
-        await build_server(lambda: backend).run_stdio_async()
+    backend = RuntimeBackend(runtime)
+    await build_server(lambda: backend).run_stdio_async()

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from haunt_fm.cli.common import database, fail, local_only, settings, setup_logging, state, upgrade_schema
+from haunt_fm.cli.common import (
+    database,
+    fail,
+    local_only,
+    run_on_runtime,
+    settings,
+    setup_logging,
+    state,
+    upgrade_schema,
+)
 from haunt_fm.config import Settings
+
+if TYPE_CHECKING:
+    from haunt_fm.runtime import Runtime
 
 
 def register(app: typer.Typer) -> None:
@@ -68,26 +80,17 @@ def worker(ctx: typer.Context) -> None:
     Uses HAUNTFM_DATABASE_URL, or the embedded database of a `haunt-fm serve` running on
     this machine.
     """
-    import asyncio
-
     current = settings()
     setup_logging(verbose=state(ctx).verbose, level=current.log_level)
     local_only(ctx, service=True)
-    with database(current, attach=True, attach_only=True) as url:
-        upgrade_schema(url)
-        try:
-            asyncio.run(_run_worker(current, url))
-        except KeyboardInterrupt:
-            typer.echo("worker stopped", err=True)
+    run_on_runtime(current, _run_worker, attach_only=True, stopped="worker stopped")
 
 
-async def _run_worker(current: Settings, url: str) -> None:
-    from haunt_fm.runtime import open_runtime
+async def _run_worker(current: Settings, runtime: Runtime) -> None:
     from haunt_fm.worker.embedding import EmbeddingWorker
 
-    async with open_runtime(current, database_url=url, pool_size=3) as runtime:
-        worker = EmbeddingWorker(
-            settings=current, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
-        )
-        typer.echo(f"embedding worker {worker.id} starting (model {current.clap_model})", err=True)
-        await worker.run_forever()
+    worker = EmbeddingWorker(
+        settings=current, session_factory=runtime.sessions, http=runtime.http, wakeups=runtime.wakeups
+    )
+    typer.echo(f"embedding worker {worker.id} starting (model {current.clap_model})", err=True)
+    await worker.run_forever()
