@@ -137,6 +137,10 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
 
+    # The command line: a running haunt-fm (http://host:8321) that commands with an API
+    # counterpart talk to over HTTP, with api_token as the bearer token, instead of the database.
+    url: str | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_unset(cls, data: Any) -> Any:

@@ -23,9 +23,8 @@ from haunt_fm.config import (
 REPO = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = REPO / ".env.example"
 README = REPO / "README.md"
-# Client-side variable of the chat skill (skills/haunt-fm), not read by haunt-fm itself; and the
-# variable naming the env file, which is read from the environment only.
-NOT_SETTINGS = {"HAUNTFM_URL", ENV_FILE_VARIABLE}
+# The variable naming the env file, read from the environment only.
+NOT_SETTINGS = {ENV_FILE_VARIABLE}
 
 _ASSIGNMENT = re.compile(r"^(#\s*)?(HAUNTFM_[A-Z0-9_]+)=(.*)$")
 _NAME = re.compile(r"\bHAUNTFM_[A-Z0-9_]*[A-Z0-9]\b")

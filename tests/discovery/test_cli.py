@@ -74,3 +74,29 @@ async def test_cli_discover_prints_progress_and_results(
     lastfm.valid_keys.clear()
     code, out, err = await _cli("discover", "--force", env=env)
     assert code == 1 and "rejected the API key" in err and "HAUNTFM_LASTFM_API_KEY" in err
+
+
+async def test_cli_discover_on_a_remote_service(
+    serve: Callable[..., str], db: async_sessionmaker[AsyncSession], tmp_path: Path, lastfm: FakeLastfm
+) -> None:
+    """With --url the service runs discovery (its own key); the CLI needs no key and no database."""
+    from tests.cli.support import NO_DATABASE, cli_env, run
+
+    lastfm.set_similar("Radiohead", "Karma Police", [("A", "One"), ("A", "Two"), ("A", "Three")])
+    url = serve(lastfm_api_key=LASTFM_KEY, lastfm_api_url=lastfm.api_url, api_token="tok")
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": "Bearer tok"}) as http:
+        await listen(http, "Radiohead", "Karma Police")
+    env = cli_env(HAUNTFM_API_TOKEN="tok", HAUNTFM_DATABASE_URL=NO_DATABASE)
+
+    done = await run("--url", url, "discover", "--limit", "3", "--json", env=env, cwd=tmp_path)
+    result = done.json()
+    assert (result["seeds"], result["candidates_new"], result["preview_lookups_queued"]) == (1, 3, 3)
+    assert f"discovering on {url}" in done.err
+    assert LASTFM_KEY not in done.out + done.err
+
+    again = await run("--url", url, "discover", env=env, cwd=tmp_path)
+    assert again.code == 0 and "seeds skipped:           1" in again.out, again.err
+
+    keyless = serve(api_token="tok")
+    refused = await run("--url", keyless, "discover", env=env, cwd=tmp_path)
+    assert refused.code == 1 and "HAUNTFM_LASTFM_API_KEY" in refused.err

@@ -394,7 +394,7 @@ async def test_backfill_reads_an_explicit_window(
     assert "1 listen(s) recovered" in done.stdout and "1 player(s)" in done.stdout
     assert [e["title"] for e in await listens(db)] == ["Ára bátur"]
     bad = await asyncio.to_thread(backfill, "--since", "last tuesday")
-    assert bad.returncode == 1 and "is not a date" in bad.stderr
+    assert bad.returncode == 2 and "is not a date" in bad.stderr
     no_ha = {**env, "HAUNTFM_HA_URL": ""}
     refused = await asyncio.to_thread(
         subprocess.run, [EXE, "backfill", "--since", "2026-01-01"], env=no_ha, capture_output=True, text=True

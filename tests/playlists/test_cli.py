@@ -93,7 +93,9 @@ async def test_cli_vibe_goes_through_the_worker_queue(
 async def test_cli_errors(db: Factory, pg_url: str, tmp_path: Path, ha: FakeHomeAssistant) -> None:
     await build_world(db, known=3, new=6)
     bad = await _run(["--known-pct", "150"], _env(tmp_path, pg_url, ha.url), tmp_path)
-    assert bad.returncode == 1 and "known_pct" in bad.stderr
+    assert bad.returncode == 2 and "--known-pct" in bad.stderr and "known_pct" not in bad.stderr
+    no_speaker = await _run(["--play"], _env(tmp_path, pg_url, ha.url), tmp_path)
+    assert no_speaker.returncode == 2 and "error: --play needs --speaker" in no_speaker.stderr
     unknown = await _run(
         ["--tracks", "3", "--speaker", "media_player.attic_2", "--play"],
         _env(tmp_path, pg_url, ha.url),

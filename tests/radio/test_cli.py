@@ -84,12 +84,53 @@ async def test_cli_refuses_bad_options_without_touching_anything(
     await build_world(db)
     env = _env(tmp_path, pg_url, ha.url)
     result = await _radio(["start", "--speaker", LIVING, "--batch", "2"], env, tmp_path)
-    assert (
-        result.returncode == 1 and "batch" in result.stderr and "greater than or equal to 3" in result.stderr
-    )
+    # Out of range is bad usage (exit 2), caught before anything runs.
+    assert result.returncode == 2 and "'--batch'" in result.stderr
+    assert "greater than or equal to 3" in result.stderr
     result = await _radio(["start", "--speaker", "kitchen"], env, tmp_path)
     assert result.returncode == 1 and "media player entity id" in result.stderr
     env.pop("HAUNTFM_HA_URL")
     result = await _radio(["start", "--speaker", LIVING], env, tmp_path)
     assert result.returncode == 1 and "HAUNTFM_HA_URL" in result.stderr
     assert ha.service_calls == []
+
+
+async def test_remote_radio_starts_shows_and_stops_in_the_service(
+    db: Factory, tmp_path: Path, ha: FakeHomeAssistant, serve: Callable[..., str]
+) -> None:
+    from tests.cli.support import NO_DATABASE, cli_env, run
+
+    await build_world(db)
+    token = "radio-cli-token-93aa"
+    url = serve(ha_url=ha.url, ha_token=HA_TOKEN, api_token=token)
+    # This machine has no database and no Home Assistant: the service has both.
+    env = cli_env(
+        HAUNTFM_URL=url,
+        HAUNTFM_API_TOKEN=token,
+        HAUNTFM_DATABASE_URL=NO_DATABASE,
+        HAUNTFM_DATA_DIR=str(tmp_path / "x"),
+    )
+    started = await run("radio", "start", "--speaker", LIVING, "--batch", "3", "--known-pct", "0", env=env)
+    assert started.code == 0, started.err
+    assert f"Radio 1 on {LIVING} for 'default': on" in started.out
+    assert f"Queued on {LIVING}: played, 3 of 3" in started.out
+    assert [c["enqueue"] for c in play_calls(ha, LIVING)] == ["replace", "add", "add"]
+
+    listed = await run("radio", "status", "--json", env=env)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as http:
+        assert listed.json() == (await http.get("/api/radio")).json()
+    assert [r["radio_id"] for r in listed.json()["radios"]] == [1]
+    table = await run("radio", "status", env=env)
+    assert "0 played, 0 skipped, 3 upcoming" in table.out
+
+    stopped = await run("radio", "stop", "--speaker", LIVING, "--stop-playback", "--json", env=env)
+    body = stopped.json()
+    assert (body["radio_id"], body["active"], body["stop_playback"]["status"]) == (1, False, "stopped")
+    again = await run("radio", "stop", "--speaker", LIVING, env=env)
+    assert again.code == 1
+    assert again.err == (
+        f"error: No radio is playing on {LIVING}; `haunt-fm radio status` lists the radios.\n"
+    )
+    bad = await run("radio", "start", "--speaker", "kitchen", env=env)
+    assert bad.code == 1 and bad.err.startswith("error: --speaker") and "media player entity id" in bad.err
+    assert not (tmp_path / "x").exists()

@@ -1,19 +1,24 @@
-"""`haunt-fm discover`: the discovery service from the command line, with a progress bar."""
+"""`haunt-fm discover` (POST /api/admin/discover): in-process with a progress bar, or on a remote service."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from haunt_fm.config import Settings
-from haunt_fm.pipeline.discovery import service
-from haunt_fm.pipeline.discovery.schemas import DiscoverOut
-from haunt_fm.runtime import open_runtime
+from haunt_fm.cli.backend import Call, Local, execute, request
+from haunt_fm.cli.common import JsonOption, fail, need_lastfm_key, remote_url
+
+if TYPE_CHECKING:
+    from haunt_fm.pipeline.discovery import service
+    from haunt_fm.pipeline.discovery.schemas import DiscoverOut
+
+
+def register(app: typer.Typer) -> None:
+    app.command("discover")(discover)
 
 
 class _Reporter:
@@ -69,57 +74,92 @@ class _Reporter:
         )
 
 
-async def _run(settings: Settings, url: str, *, reporter: _Reporter, **options: Any) -> DiscoverOut:
-    async with open_runtime(
-        settings, database_url=url, pool_size=service.DISCOVERY_CONCURRENCY + 2, listen=False
-    ) as runtime:
-        return await service.discover(
-            session_factory=runtime.sessions,
-            settings=settings,
-            http=runtime.http,
-            progress=reporter,
-            **options,
-        )
+def discover(
+    ctx: typer.Context,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", min=1, max=500, metavar="N", help="Similar tracks asked for per seed, 1..500."
+        ),
+    ] = 50,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", "-p", metavar="NAME", help="Only this profile's listened tracks (default: all)."
+        ),
+    ] = None,
+    max_seeds: Annotated[
+        int | None,
+        typer.Option("--max-seeds", min=1, metavar="N", help="Expand at most this many seeds now."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Also expand seeds expanded recently.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Expand listened tracks through Last.fm into new candidates, with progress.
 
+    Preview lookup and embedding of the new candidates go on in the background
+    (`haunt-fm status`). Ctrl-C keeps the seeds expanded so far.
+    """
+    from haunt_fm.pipeline.discovery import service
+    from haunt_fm.pipeline.discovery.schemas import DiscoverIn, DiscoverOut
 
-def run(
-    settings: Settings,
-    url: str,
-    *,
-    limit: int,
-    profile: str | None,
-    max_seeds: int | None,
-    force: bool,
-    as_json: bool,
-) -> DiscoverOut:
-    """Run discovery against `url`, drawing progress on stderr and the result on stdout."""
+    remote = remote_url(ctx)
+    need_lastfm_key(remote, what="Discovery")
+    body = request(
+        DiscoverIn,
+        options={"limit": "--limit", "profile": "--profile", "max_seeds": "--max-seeds"},
+        limit=limit,
+        profile=profile,
+        max_seeds=max_seeds,
+        force=force,
+    )
     console = Console(stderr=True)
-    with _Reporter(console) as reporter:
-        result = asyncio.run(
-            _run(
-                settings,
-                url,
-                reporter=reporter,
-                limit=limit,
-                profile=profile,
-                max_seeds=max_seeds,
-                force=force,
+    reporter = _Reporter(console)
+
+    async def local(rt: Local) -> DiscoverOut:
+        with reporter:
+            return await service.discover(
+                session_factory=rt.runtime.sessions,
+                settings=rt.settings,
+                http=rt.runtime.http,
+                progress=reporter,
+                limit=body.limit,
+                profile=body.profile,
+                max_seeds=body.max_seeds,
+                force=body.force,
             )
+
+    call = Call(
+        "POST",
+        "/api/admin/discover",
+        DiscoverOut,
+        local,
+        body=body,
+        timeout=None,
+        pool_size=service.DISCOVERY_CONCURRENCY + 2,
+    )
+    if remote is not None:
+        console.print(
+            f"discovering on {remote} (progress: `haunt-fm status`) ...", highlight=False, markup=False
         )
-    if as_json:
-        sys.stdout.write(json.dumps(result.model_dump(mode="json"), indent=2) + "\n")
-    else:
-        lines = [
-            f"seeds expanded:          {result.seeds}",
-            f"seeds skipped:           {result.seeds_skipped} (expanded recently; --force to redo)",
-            f"seeds remaining:         {result.seeds_remaining}",
-            f"seeds failed:            {result.seeds_failed}",
-            f"candidates new:          {result.candidates_new}",
-            f"candidates seen:         {result.candidates_seen}",
-            f"preview lookups queued:  {result.preview_lookups_queued}",
-            f"took:                    {result.elapsed_s:.1f} s",
-        ]
-        sys.stdout.write("\n".join(lines) + "\n")
-        for error in result.errors:
-            sys.stdout.write(f"  error: {error.artist} - {error.title}: {error.error}\n")
-    return result
+    try:
+        answer = execute(ctx, call)
+    except KeyboardInterrupt:
+        raise fail("discovery interrupted; the seeds expanded so far are kept.") from None
+    answer.show(as_json=as_json, render=render_discovery)
+
+
+def render_discovery(result: DiscoverOut) -> None:
+    lines = [
+        f"seeds expanded:          {result.seeds}",
+        f"seeds skipped:           {result.seeds_skipped} (expanded recently; --force to redo)",
+        f"seeds remaining:         {result.seeds_remaining}",
+        f"seeds failed:            {result.seeds_failed}",
+        f"candidates new:          {result.candidates_new}",
+        f"candidates seen:         {result.candidates_seen}",
+        f"preview lookups queued:  {result.preview_lookups_queued}",
+        f"took:                    {result.elapsed_s:.1f} s",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    for error in result.errors:
+        sys.stdout.write(f"  error: {error.artist} - {error.title}: {error.error}\n")

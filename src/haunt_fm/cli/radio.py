@@ -1,195 +1,244 @@
-"""`haunt-fm radio start|stop|status`: the same radio service as /api/radio, run in-process.
+"""`haunt-fm radio start|stop|status` (POST, DELETE and GET /api/radio).
 
 `start` queues the first batch itself; keeping the radio going afterwards is the job of the
 radio loop inside a running `haunt-fm serve` on the same database (it reads the speaker's
-listens and adds the next batches).
+listens and adds the next batches). With --url the radio starts in that service.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
 
-from haunt_fm.cli.playlists import invalid_options
-from haunt_fm.config import Settings, get_settings
-from haunt_fm.db.session import transaction
-from haunt_fm.errors import AppError, Invalid
-from haunt_fm.pipeline.radio import service
-from haunt_fm.pipeline.radio.schemas import RadioIn, RadioList, RadioOut, RadioStarted, clean_speaker
-from haunt_fm.pipeline.recommendations.vibe import make_vibe_encoder
-from haunt_fm.runtime import Runtime, open_runtime
+from haunt_fm.cli.backend import Call, Local, execute, in_transaction, request
+from haunt_fm.cli.common import (
+    EXIT_USAGE,
+    AlphaOption,
+    JsonOption,
+    VibeOption,
+    console,
+    fail,
+    say,
+)
+from haunt_fm.cli.render import cell, table, when
+from haunt_fm.cli.wording import cli_words
 
-app = typer.Typer(help="Endless radio on a speaker: start, stop, status.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from haunt_fm.pipeline.radio.schemas import RadioList, RadioOut, RadioStarted, RadioStopped
 
-T = TypeVar("T")
+radio_app = typer.Typer(help="Endless radio on a speaker: start, stop, status.", no_args_is_help=True)
 
+OPTIONS = {
+    "speaker_entity": "--speaker",
+    "profile": "--profile",
+    "vibe": "--vibe",
+    "alpha": "--alpha",
+    "known_pct": "--known-pct",
+    "batch": "--batch",
+}
 
-def _in_process(work: Callable[[Settings, Runtime], Awaitable[T]]) -> T:
-    """Run `work` against the configured database (embedded or HAUNTFM_DATABASE_URL)."""
-    from haunt_fm import cli
-
-    settings = get_settings()
-    cli._setup_logging(settings)
-
-    async def main(url: str) -> T:
-        async with open_runtime(settings, database_url=url, pool_size=3) as runtime:
-            return await work(settings, runtime)
-
-    try:
-        with cli.database(settings, attach=True) as url:
-            cli._upgrade(url)
-            return asyncio.run(main(url))
-    except AppError as exc:
-        raise cli._fail(exc.message) from None
-
-
-def build_request(
-    *, speaker: str, profile: str | None, vibe: str | None, alpha: float, known_pct: float, batch: int
-) -> RadioIn:
-    """The request the options describe; Invalid with the reasons when they don't validate."""
-    try:
-        return RadioIn(
-            speaker_entity=speaker, profile=profile, vibe=vibe, alpha=alpha, known_pct=known_pct, batch=batch
-        )
-    except ValidationError as exc:
-        raise invalid_options(exc) from None
+SpeakerOption = Annotated[
+    str,
+    typer.Option(
+        "--speaker",
+        metavar="ENTITY",
+        help="Music Assistant player, e.g. media_player.kitchen_2 (the `_2` one).",
+        show_default=False,
+    ),
+]
 
 
-@app.command()
+def register(app: typer.Typer) -> None:
+    app.add_typer(radio_app, name="radio")
+
+
+@radio_app.command("start")
 def start(
-    speaker: str = typer.Option(..., "--speaker", help="Music Assistant player entity id (the `_2` one)."),
-    profile: str | None = typer.Option(None, "--profile", help="Whose taste (default: the speaker's)."),
-    vibe: str | None = typer.Option(None, "--vibe", help="Mood text, e.g. 'chill ambient'."),
-    alpha: float = typer.Option(0.5, "--alpha", help="Taste weight against the vibe, 0..1."),
-    known_pct: float = typer.Option(20, "--known-pct", help="Share of known favourites per batch, 0..100."),
-    batch: int = typer.Option(10, "--batch", help="Tracks queued at a time, 3..50."),
+    ctx: typer.Context,
+    speaker: SpeakerOption,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", "-p", metavar="NAME", help="Whose taste (default: the speaker's, else default)."
+        ),
+    ] = None,
+    vibe: VibeOption = None,
+    alpha: AlphaOption = 0.5,
+    known_pct: Annotated[
+        float,
+        typer.Option(
+            "--known-pct",
+            min=0,
+            max=100,
+            metavar="0..100",
+            help="Share of known favourites per batch, percent.",
+        ),
+    ] = 20,
+    batch: Annotated[
+        int, typer.Option("--batch", min=3, max=50, metavar="N", help="Tracks queued at a time, 3..50.")
+    ] = 10,
+    as_json: JsonOption = False,
 ) -> None:
-    """Start a radio on a speaker (as POST /api/radio); a running `serve` keeps it going.
+    """Start a radio on a speaker; a running `serve` keeps it going.
 
-    Exit status 2 when Home Assistant could not queue the first batch (the radio retries it).
+    A radio already playing on the speaker ends. Exit status 2 when Home Assistant could not
+    queue the first batch (the radio retries it).
     """
+    from haunt_fm.pipeline.radio.schemas import RadioIn, RadioStarted
 
-    async def run(settings: Settings, runtime: Runtime) -> RadioStarted:
-        request = build_request(
-            speaker=speaker, profile=profile, vibe=vibe, alpha=alpha, known_pct=known_pct, batch=batch
-        )
-        encoder = make_vibe_encoder(settings, runtime.sessions, wakeups=runtime.wakeups)
+    body = request(
+        RadioIn,
+        options=OPTIONS,
+        speaker_entity=speaker,
+        profile=profile,
+        vibe=vibe,
+        alpha=alpha,
+        known_pct=known_pct,
+        batch=batch,
+    )
+
+    async def local(rt: Local) -> RadioStarted:
+        from haunt_fm.pipeline.radio import service
+
         return await service.start_radio(
-            runtime.sessions, request=request, settings=settings, vibe_encoder=encoder
+            rt.runtime.sessions, request=body, settings=rt.settings, vibe_encoder=rt.vibe_encoder()
         )
 
-    started = _in_process(run)
-    console = Console()
-    render(started, console)
+    call = Call(
+        "POST", "/api/radio", RadioStarted, local, body=body, timeout=None, listen=True, options=OPTIONS
+    )
+    answer = execute(ctx, call)
+    answer.show(as_json=as_json, render=render_started)
+    first = answer.document.get("first_playback") or {}
+    if first.get("status") == "failed":
+        raise typer.Exit(code=EXIT_USAGE)
+
+
+@radio_app.command("stop")
+def stop(
+    ctx: typer.Context,
+    speaker: SpeakerOption,
+    stop_playback: Annotated[bool, typer.Option("--stop-playback", help="Also stop the player.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop the radio on a speaker (what is already queued plays on unless --stop-playback)."""
+    from urllib.parse import quote
+
+    from haunt_fm.pipeline.radio.schemas import RadioStopped, clean_speaker
+
+    try:
+        entity = clean_speaker(speaker)
+    except ValueError as exc:
+        raise fail(f"{exc}.") from None
+
+    async def local(rt: Local) -> RadioStopped:
+        from haunt_fm.pipeline.radio import service
+
+        return await service.stop_radio(
+            rt.runtime.sessions, speaker=entity, stop_playback=stop_playback, settings=rt.settings
+        )
+
+    call = Call(
+        "DELETE",
+        f"/api/radio/{quote(entity, safe='')}",
+        RadioStopped,
+        local,
+        params={"stop_playback": stop_playback},
+        options={"stop_playback": "--stop-playback", "speaker_entity": "--speaker"},
+    )
+    execute(ctx, call).show(as_json=as_json, render=render_stopped)
+
+
+@radio_app.command("status")
+def status(
+    ctx: typer.Context,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=500, metavar="N", help="Radios to show, 1..500.")
+    ] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Radios playing now and ended in the last day, and the speakers one can start on."""
+    from haunt_fm.pipeline.radio import service
+    from haunt_fm.pipeline.radio.schemas import RadioList
+
+    local = in_transaction(lambda s, _: service.list_radios(s, limit=limit))
+    call = Call("GET", "/api/radio", RadioList, local, params={"limit": limit})
+    execute(ctx, call).show(as_json=as_json, render=render_list)
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def render_started(started: RadioStarted) -> None:
+    render(started)
     first = started.first_playback
     colour = {"played": "green", "partial": "yellow"}.get(first.status, "red")
-    console.print(
+    console().print(
         f"Queued on {started.speaker_entity}: [{colour}]{first.status}[/{colour}], {first.queued} of "
         f"{len(started.queued)}",
         highlight=False,
     )
     if first.error:
-        console.print(first.error, highlight=False, markup=False)
+        say(cli_words(first.error))
     for warning in started.warnings:
-        console.print(f"note: {warning}", highlight=False, markup=False)
-    if first.status == "failed":
-        raise typer.Exit(code=2)
+        say(f"note: {cli_words(warning)}")
 
 
-@app.command()
-def stop(
-    speaker: str = typer.Option(..., "--speaker", help="The speaker whose radio to stop."),
-    stop_playback: bool = typer.Option(False, "--stop-playback", help="Also stop the player."),
-) -> None:
-    """Stop the radio on a speaker (as DELETE /api/radio/{speaker_entity})."""
-
-    async def run(settings: Settings, runtime: Runtime) -> Any:
-        try:
-            entity = clean_speaker(speaker)
-        except ValueError as exc:
-            raise Invalid(f"{exc}.") from None
-        return await service.stop_radio(
-            runtime.sessions, speaker=entity, stop_playback=stop_playback, settings=settings
-        )
-
-    stopped = _in_process(run)
-    console = Console()
-    console.print(
+def render_stopped(stopped: RadioStopped) -> None:
+    say(
         f"Radio {stopped.radio_id} on {stopped.speaker_entity} stopped "
-        f"({len(stopped.played)} played, {len(stopped.skipped)} skipped).",
-        highlight=False,
+        f"({len(stopped.played)} played, {len(stopped.skipped)} skipped)."
     )
     if stopped.stop_playback.requested:
         if stopped.stop_playback.status == "stopped":
-            console.print("The player is stopped.", highlight=False)
+            say("The player is stopped.")
         else:
-            console.print(f"The player could not be stopped: {stopped.stop_playback.error}", markup=False)
+            say(f"The player could not be stopped: {stopped.stop_playback.error}")
 
 
-@app.command()
-def status(
-    as_json: bool = typer.Option(False, "--json", help="Print the answer of GET /api/radio as JSON."),
-    limit: int = typer.Option(20, "--limit", min=1, max=500, help="Radios to show, 1..500."),
-) -> None:
-    """Radios playing now and ended in the last day (as GET /api/radio)."""
-
-    async def run(_settings: Settings, runtime: Runtime) -> RadioList:
-        async with transaction(runtime.sessions) as session:
-            return await service.list_radios(session, limit=limit)
-
-    radios = _in_process(run)
-    if as_json:
-        typer.echo(json.dumps(radios.model_dump(mode="json"), indent=2))
-        return
-    console = Console()
+def render_list(radios: RadioList) -> None:
     if not radios.radios:
-        console.print("No radio has played in the last day. Start one: haunt-fm radio start --speaker …")
-        return
+        say("No radio has played in the last day. Start one: haunt-fm radio start --speaker ENTITY")
     for radio in radios.radios:
-        render(radio, console)
+        render(radio)
+    idle = [s for s in radios.speakers if s.radio_id is None]
+    if idle:
+        out = table("Speakers a radio can start on", "speaker", "name", "profile", "last listen")
+        for s in idle:
+            out.add_row(cell(s.speaker_entity), cell(s.speaker_name), cell(s.profile), when(s.last_listen_at))
+        console().print(out)
 
 
-def render(radio: RadioOut, console: Console) -> None:
+def render(radio: RadioOut) -> None:
     """One radio: what it is, what plays now and next, what was skipped, why it ended."""
-    if radio.active:
-        state = "[green]on[/green]"
-    else:
-        state = f"[red]ended[/red] ({radio.ended_reason})"
     vibe = f", vibe '{radio.vibe}' (alpha {radio.alpha:g})" if radio.vibe else ""
-    console.print(
-        f"Radio {radio.radio_id} on {radio.speaker_entity} for '{radio.profile}'{vibe}: {state}",
-        highlight=False,
-    )
+    header = cell(f"Radio {radio.radio_id} on {radio.speaker_entity} for '{radio.profile}'{vibe}: ")
+    if radio.active:
+        header.append("on", style="green")
+    else:
+        header.append("ended", style="red").append(f" ({radio.ended_reason})")
+    console().print(header, highlight=False)
     if radio.ended_detail:
-        console.print(f"  {radio.ended_detail}", highlight=False, markup=False)
-    table = Table(show_header=True, box=None, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("State")
-    table.add_column("Artist")
-    table.add_column("Title")
-    table.add_column("Kind")
-    table.add_column("Track", justify="right")
+        say(f"  {radio.ended_detail}")
     shown = ([radio.now_playing] if radio.now_playing else []) + radio.upcoming + radio.skipped + radio.failed
-    styles = {"playing": "bold green", "skipped": "yellow", "failed": "red"}
-    for t in sorted(shown, key=lambda x: x.position):
-        table.add_row(
-            str(t.position), t.state, t.artist, t.title, t.kind, str(t.track_id), style=styles.get(t.state)
-        )
     if shown:
-        console.print(table)
-    console.print(
-        f"  {len(radio.played)} played, {len(radio.skipped)} skipped, {len(radio.upcoming)} upcoming"
-        + (f"; avoiding {', '.join(radio.steer.avoided_artists)}" if radio.steer.avoided_artists else ""),
-        highlight=False,
-        markup=False,
-    )
+        out = table("", "#", "state", "artist", "title", "kind", "track", right=("#", "track"))
+        styles = {"playing": "bold green", "skipped": "yellow", "failed": "red"}
+        for t in sorted(shown, key=lambda x: x.position):
+            out.add_row(
+                str(t.position),
+                t.state,
+                cell(t.artist),
+                cell(t.title),
+                t.kind,
+                str(t.track_id),
+                style=styles.get(t.state),
+            )
+        console().print(out)
+    avoiding = f"; avoiding {', '.join(radio.steer.avoided_artists)}" if radio.steer.avoided_artists else ""
+    played, skipped, upcoming = len(radio.played), len(radio.skipped), len(radio.upcoming)
+    say(f"  {played} played, {skipped} skipped, {upcoming} upcoming{avoiding}")
     if radio.playback.last_error:
-        when = f" (next try {radio.playback.next_retry_at:%H:%M:%S})" if radio.playback.next_retry_at else ""
-        console.print(f"  Home Assistant: {radio.playback.last_error}{when}", highlight=False, markup=False)
+        retry = f" (next try {when(radio.playback.next_retry_at)})" if radio.playback.next_retry_at else ""
+        say(f"  Home Assistant: {radio.playback.last_error}{retry}")

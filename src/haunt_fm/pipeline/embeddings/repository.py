@@ -47,6 +47,17 @@ _REQUEUE_OUTDATED_SQL = text(
     """
 )
 
+# By hand (`haunt-fm retry-failed`): every failed embedding, now, with a fresh attempt budget.
+# A track whose preview went away meanwhile waits for preview lookup instead.
+_REQUEUE_FAILED_SQL = text(
+    """
+    UPDATE tracks SET
+        embedding_status = CASE WHEN preview_url IS NULL THEN 'waiting' ELSE 'pending' END,
+        embedding_attempts = 0, embedding_error = NULL, embedding_next_at = NULL
+    WHERE embedding_status = 'failed'
+    """
+)
+
 _HEARTBEAT_SQL = text(
     """
     INSERT INTO worker_states (id, hostname, pid, state, model, model_loaded, text_tower_ok, details,
@@ -94,6 +105,15 @@ async def back_to_previews(session: AsyncSession, *, track_id: int) -> None:
 async def requeue_outdated(session: AsyncSession, *, model: str, pipeline_version: int) -> int:
     """Queue tracks embedded by another model or pipeline version again (old vectors serve meanwhile)."""
     result = await session.execute(_REQUEUE_OUTDATED_SQL, {"model": model, "version": pipeline_version})
+    requeued = int(getattr(result, "rowcount", 0) or 0)
+    if requeued:
+        await queue.notify(session, EMBEDDING_STAGE)
+    return requeued
+
+
+async def requeue_failed(session: AsyncSession) -> int:
+    """Put every failed embedding back in the queue at once (and wake the workers everywhere)."""
+    result = await session.execute(_REQUEUE_FAILED_SQL)
     requeued = int(getattr(result, "rowcount", 0) or 0)
     if requeued:
         await queue.notify(session, EMBEDDING_STAGE)

@@ -34,6 +34,14 @@ _REQUEUE_SQL = text(
     WHERE preview_status IN ('not_found', 'failed') AND preview_next_at <= now()
     """
 )
+# By hand (`haunt-fm retry-failed`): every failed lookup, now, with a fresh attempt budget.
+_REQUEUE_FAILED_SQL = text(
+    """
+    UPDATE tracks SET preview_status = 'pending', preview_attempts = 0, preview_error = NULL,
+        preview_next_at = NULL
+    WHERE preview_status = 'failed'
+    """
+)
 _MERGE_STATE_SQL = text(
     """
     INSERT INTO app_state (key, value, updated_at) VALUES ('previews', CAST(:value AS jsonb), now())
@@ -56,6 +64,15 @@ async def requeue_due(session: AsyncSession) -> int:
     """Put not-found and failed tracks whose retry time has come back in the queue."""
     result = await session.execute(_REQUEUE_SQL)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def requeue_failed(session: AsyncSession) -> int:
+    """Put every failed lookup back in the queue at once (and wake the lookup everywhere)."""
+    result = await session.execute(_REQUEUE_FAILED_SQL)
+    requeued = int(getattr(result, "rowcount", 0) or 0)
+    if requeued:
+        await queue.notify(session, "previews")
+    return requeued
 
 
 async def merge_state(session: AsyncSession, value: dict[str, Any]) -> None:

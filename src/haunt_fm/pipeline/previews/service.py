@@ -6,7 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from haunt_fm.clients.itunes import ItunesClient, ItunesError, ItunesRateLimited, ItunesTrack
+from haunt_fm.pipeline.previews import repository
 from haunt_fm.pipeline.previews.matching import best_match
 
 # Covers and karaoke versions crowd the top of Apple's answer: ask for enough to reach the original.
@@ -73,3 +76,8 @@ def found_values(match: ItunesTrack) -> dict[str, Any]:
         "duration_ms": match.track_time_millis,
         "artwork_url": match.artwork_url,
     }
+
+
+async def retry_failed(session: AsyncSession) -> int:
+    """Put every failed preview lookup back in the queue now; returns how many."""
+    return await repository.requeue_failed(session)

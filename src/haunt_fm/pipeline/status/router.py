@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from haunt_fm.deps import SessionDep, SettingsDep
 from haunt_fm.errors import RETRY_AFTER_SECONDS
 from haunt_fm.pipeline.status import repository, service
-from haunt_fm.pipeline.status.schemas import HealthOut, StatusOut
+from haunt_fm.pipeline.status.schemas import HealthOut, RetryFailedIn, RetryFailedOut, StatusOut
 
 router = APIRouter(tags=["status"])
 
@@ -39,3 +39,19 @@ async def status(request: Request, session: SessionDep, settings: SettingsDep) -
     return await service.pipeline_status(
         session, settings=settings, local_worker=getattr(request.app.state, "embedding_worker", None)
     )
+
+
+@router.post(
+    "/api/admin/retry-failed",
+    response_model=RetryFailedOut,
+    summary="Put failed preview lookups and embeddings back in the queue now",
+    description=(
+        "Tracks whose preview lookup or embedding failed (`pipeline.preview.failed`, "
+        "`pipeline.embedding.failed` in /api/status) are queued again at once with a fresh attempt "
+        "budget, instead of waiting for their next scheduled retry. `stage` picks one stage; "
+        "without a body (or with `null`) both. A failed embedding whose track has lost its preview "
+        "waits for preview lookup first. Idempotent: nothing failed, nothing requeued."
+    ),
+)
+async def retry_failed(session: SessionDep, body: RetryFailedIn | None = None) -> RetryFailedOut:
+    return await service.retry_failed(session, stage=body.stage if body else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from haunt_fm.pipeline.imports.schemas import ImportOut
 
@@ -152,3 +152,21 @@ class StatusOut(BaseModel):
     profiles: list[ProfileStatus]
     feedback: int
     imports: ImportsStatus
+
+
+# --- retry-failed ---------------------------------------------------------------------------
+
+RetryStage = Literal["previews", "embeddings"]
+
+
+class RetryFailedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"stage": "previews"}})
+
+    stage: RetryStage | None = Field(
+        default=None, description="`previews` or `embeddings`; omitted or null: both."
+    )
+
+
+class RetryFailedOut(BaseModel):
+    requeued: int = Field(description="Failed tracks put back in the queue, over the stages asked for.")
+    stages: dict[RetryStage, int] = Field(description="How many per stage asked for.")

@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haunt_fm import __version__
 from haunt_fm.config import Settings
+from haunt_fm.pipeline.embeddings import service as embeddings
 from haunt_fm.pipeline.embeddings.models import WORKER_STALE_SECONDS
 from haunt_fm.pipeline.imports import service as imports
+from haunt_fm.pipeline.previews import service as previews
 from haunt_fm.pipeline.status import repository
-from haunt_fm.pipeline.status.schemas import StatusOut
+from haunt_fm.pipeline.status.schemas import RetryFailedOut, RetryStage, StatusOut
 
 # A worker whose heartbeat is older than twice its interval is gone (killed, crashed).
 WORKER_STALE_AFTER = timedelta(seconds=WORKER_STALE_SECONDS)
@@ -174,3 +176,13 @@ async def pipeline_status(
             "imports": {"running": running_imports, "last_finished": last_import},
         }
     )
+
+
+async def retry_failed(session: AsyncSession, *, stage: RetryStage | None) -> RetryFailedOut:
+    """Put the failed tracks of one stage (or of both) back in the queue now."""
+    retry = {"previews": previews.retry_failed, "embeddings": embeddings.retry_failed}
+    stages: dict[RetryStage, int] = {}
+    for name in ("previews", "embeddings"):
+        if stage is None or stage == name:
+            stages[name] = await retry[name](session)
+    return RetryFailedOut(requeued=sum(stages.values()), stages=stages)
