@@ -237,3 +237,27 @@ def test_hub_downloads_go_to_the_standard_hf_cache_unless_configured(tmp_path: P
     assert hub_cache_dir("haunt-fm/other", configured=None, earlier=earlier) is None
     assert hub_cache_dir(str(tmp_path), configured=None, earlier=earlier) is None  # a local directory
     assert hub_cache_dir(str(tmp_path / "gone"), configured=None, earlier=earlier) is None  # load says why
+
+
+def test_the_status_schema_reads_each_runtimes_details(
+    tiny_clap_dir: Path, onnx_model_cache: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from haunt_fm.pipeline.embeddings.model import ClapEmbedder
+    from haunt_fm.pipeline.status.schemas import EmbeddingRuntimeOut
+
+    models = Path(shutil.copytree(onnx_model_cache, tmp_path / "models"))
+    for runtime in ("torch", "auto"):
+        embedder = ClapEmbedder.load(str(tiny_clap_dir), cache_dir=models, torch_threads=2, runtime=runtime)
+        shown = EmbeddingRuntimeOut.model_validate(embedder.runtime_details)
+        assert (shown.requested, shown.runtime, shown.reason) == (
+            runtime,
+            embedder.runtime,
+            embedder.runtime_reason,
+        )
+        assert shown.threads == 2
+    # auto: the timing it chose by, and where.
+    assert shown.seconds_per_window is not None and "torch" in shown.seconds_per_window
+    assert shown.measured_on is not None and shown.measured_on["threads"] == 2
+    assert shown.reason is not None and shown.reason.startswith("auto:")
