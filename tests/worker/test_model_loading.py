@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +28,7 @@ from haunt_fm.config import Settings
 from haunt_fm.pipeline.embeddings.model import hub_cache_dir
 from haunt_fm.worker.embedding import MODEL_RETRY
 from tests.fakes.hf_hub import FakeHub
+from tests.support.env import clean_environ
 from tests.support.hub_worker import (
     REPO,
     HubProcess,
@@ -261,3 +265,45 @@ def test_the_status_schema_reads_each_runtimes_details(
     assert shown.seconds_per_window is not None and "torch" in shown.seconds_per_window
     assert shown.measured_on is not None and shown.measured_on["threads"] == 2
     assert shown.reason is not None and shown.reason.startswith("auto:")
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_an_onnx_export_ends_when_the_process_that_started_it_dies(
+    tiny_clap_dir: Path, tmp_path: Path
+) -> None:
+    """A worker killed (or stopped without waiting for its load) mid-export leaves no export running."""
+    models = tmp_path / "models"
+    load = (
+        "import sys; from pathlib import Path; from haunt_fm.pipeline.embeddings.model import ClapEmbedder; "
+        "ClapEmbedder.load(sys.argv[1], cache_dir=Path(sys.argv[2]), torch_threads=1, runtime='onnx')"
+    )
+    args = [sys.executable, "-c", load, str(tiny_clap_dir), str(models)]
+    parent = subprocess.Popen(args, env=clean_environ())
+    try:
+        child = None
+        deadline = time.monotonic() + 120  # liveness bounds for a busy machine, not speed checks
+        while child is None and time.monotonic() < deadline and parent.poll() is None:
+            child = next(iter(_children(parent.pid)), None)
+            time.sleep(0.05)
+        assert child is not None, "the export process never started"
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists(), "the export process outlived its parent"
+    # It stopped midway: nothing was exported, so the next start exports (and verifies) again.
+    assert not list(models.glob("onnx/*/runtime.json"))

@@ -603,10 +603,10 @@ def export_audio_tower(model: Any, example: tuple[np.ndarray, np.ndarray], path:
         )
 
 
-def _exit_with_parent(poll_seconds: float = 1.0) -> None:
-    """End this process soon after its parent does (a worker stopped mid-export must not leave an
-    orphan holding twice the model in memory and the cache directory's lock)."""
-    parent, tick = os.getppid(), threading.Event()
+def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """End this process soon after its parent (`parent`, the pid that started it) has gone: a worker
+    stopped mid-export must not leave an orphan holding twice the model in memory."""
+    tick = threading.Event()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -625,7 +625,7 @@ def _prepare_main() -> None:
     warnings.filterwarnings("ignore")
     source, threads = args["source"], int(args["threads"])
     hf_cache_dir = Path(args["hf_cache_dir"]) if args["hf_cache_dir"] else None
-    _exit_with_parent()
+    _exit_with_parent(int(args["parent"]))
     embedder = ClapEmbedder.load(source, hub_cache_dir=hf_cache_dir, torch_threads=threads)
     if model_revision(source, cache_dir=hf_cache_dir) != args["revision"]:
         raise ModelUnavailable(f"the model at {source!r} changed while its ONNX export was being prepared")
@@ -662,6 +662,7 @@ def _prepare_in_child(
     multiprocessing, which would re-import the parent's `__main__`.
     """
     args = {
+        "parent": os.getpid(),
         "source": source,
         "hf_cache_dir": str(hf_cache_dir) if hf_cache_dir else None,
         "cache_root": str(cache.root),
