@@ -515,6 +515,17 @@ async def test_worker_embeds_through_onnx_int8(
     status = details["embedding_runtime"]
     assert status["runtime"] == "onnx-int8" and status["requested"] == "onnx-int8"
     assert status["gate"]["onnx-int8"]["passed"] is True
+    # /api/status says which runtime runs and why (issue 17).
+    from haunt_fm.pipeline.status.service import pipeline_status
+
+    async with db() as session:
+        summary = (await pipeline_status(session, settings=worker.settings)).worker
+    shown = summary.embedding_runtime
+    assert shown is not None and shown == summary.workers[0].embedding_runtime
+    assert (shown.requested, shown.runtime, shown.reason) == ("onnx-int8", "onnx-int8", status["reason"])
+    assert "HAUNTFM_EMBEDDING_RUNTIME=onnx-int8" in shown.reason and "gate" in shown.reason
+    assert shown.gate is not None and shown.gate["onnx-int8"]["passed"] is True
+    assert shown.threads == worker.embedder.torch_threads and shown.prepared_now is False
 
 
 async def test_the_next_batch_is_prepared_while_one_is_in_inference(

@@ -6,20 +6,26 @@ someone is waiting) go before each batch of tracks (`EMBEDDING_STAGE`). Claims a
 and the leases renewed by a heartbeat while a batch runs (`haunt_fm.queue`), so a batch may
 take as long as it needs and a worker that dies lets its tracks go within one lease.
 Inference runs on one thread of its own, never on the event loop.
+
+Loading the model (the first start downloads ~800 MB from the Hugging Face hub) runs on a
+daemon thread while the loop keeps heart-beating with the download's progress (state
+`loading`); a worker that is stopped meanwhile leaves without waiting for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from haunt_fm.pipeline.embeddings.audio import (
     download_preview,
     is_silent,
 )
+from haunt_fm.pipeline.embeddings.download import DownloadProgress
 from haunt_fm.pipeline.embeddings.models import EMBEDDING_STAGE, HEARTBEAT_SECONDS, TEXT_STAGE, TEXTS_DONE
 from haunt_fm.pipeline.embeddings.vectors import unit_rows
 from haunt_fm.queue import Claim, Expiry, Held, StageRunner, Wakeups, hold, worker_id
@@ -54,6 +61,10 @@ TEXT_MAX_ATTEMPTS = 3
 MODEL_RETRY = RetryPolicy(
     max_attempts=1_000_000, base_delay=30.0, multiplier=2.0, max_delay=900.0, jitter=0.1
 )
+# While the model loads, the heartbeat (with the download's progress) goes out this often,
+# and the progress is logged this often.
+LOADING_HEARTBEAT_SECONDS = 2.0
+DOWNLOAD_LOG_SECONDS = 5.0
 DOWNLOAD_CONCURRENCY = 4
 DOWNLOAD_TIMEOUT_SECONDS = 30.0
 PREVIEW_GONE = (404, 410)
@@ -83,7 +94,7 @@ class _Batch:
 
 
 class EmbeddingWorker:
-    """One worker process's loop; `state` is idle, working or error."""
+    """One worker process's loop; `state` is loading, idle, working or error."""
 
     def __init__(
         self,
@@ -107,6 +118,10 @@ class EmbeddingWorker:
         self.embedder: Any = None
         self.text_tower_ok: bool | None = None
         self.text_tower_note: str | None = None
+        # While the model loads: the hub download's bytes (the default loader reports them here).
+        self.download: DownloadProgress | None = None
+        # After a failed load: when the next attempt comes.
+        self.next_retry_at: datetime | None = None
         self._load_embedder = load_embedder or self._default_loader
         self._on_model_loaded = on_model_loaded
         # One model, one inference thread: batches never run on the event loop. One prepare thread
@@ -114,6 +129,7 @@ class EmbeddingWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clap")
         self._prepare_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
         self._load_failures = 0
+        self._retry_delay = 0.0
         self._last_heartbeat = 0.0
         self.audio_dir = settings.resolved_audio_cache_dir
         self.retry_policy = RetryPolicy(
@@ -146,13 +162,18 @@ class EmbeddingWorker:
 
     # -- lifecycle ----------------------------------------------------------------------
     def _default_loader(self) -> Any:
-        from haunt_fm.pipeline.embeddings.model import ClapEmbedder
+        from haunt_fm.pipeline.embeddings.model import ClapEmbedder, hub_cache_dir
 
+        settings = self.settings
         return ClapEmbedder.load(
-            self.settings.clap_model,
-            cache_dir=self.settings.resolved_model_cache_dir,
-            torch_threads=self.settings.torch_threads,
-            runtime=self.settings.embedding_runtime,
+            settings.clap_model,
+            cache_dir=settings.resolved_model_cache_dir,
+            hub_cache_dir=hub_cache_dir(
+                settings.clap_model, configured=settings.model_cache_dir, earlier=settings.data_dir / "models"
+            ),
+            torch_threads=settings.torch_threads,
+            runtime=settings.embedding_runtime,
+            progress=self.download,
         )
 
     async def run_forever(self) -> None:
@@ -160,7 +181,7 @@ class EmbeddingWorker:
         try:
             while True:
                 if self.embedder is None and not await self.load_model():
-                    await self._idle(MODEL_RETRY.delay(self._load_failures), texts=False)
+                    await self._wait_for_retry()
                     continue
                 try:
                     done = await self.process_texts() + await self.run_batches()
@@ -181,36 +202,40 @@ class EmbeddingWorker:
             self._prepare_executor.shutdown(wait=False, cancel_futures=True)
 
     async def load_model(self) -> bool:
-        """Load the CLAP model off the event loop; on failure record state `error`."""
+        """Load the CLAP model off the event loop (state `loading`); on failure record state `error`
+        and when the next attempt comes."""
         from haunt_fm.pipeline.embeddings.model import PIPELINE_VERSION, ModelUnavailable
 
-        self.state = "working"
+        model = self.settings.clap_model
+        self.state, self.next_retry_at = "loading", None
+        download = self.download = DownloadProgress()
+        log.info("loading the CLAP model %s (HAUNTFM_CLAP_MODEL)", model)
         await self.heartbeat(force=True)
-        loop = asyncio.get_running_loop()
+        failure: str | None = None
         try:
-            embedder = await loop.run_in_executor(self._executor, self._load_embedder)
-            ok, note = await loop.run_in_executor(self._executor, embedder.text_tower_check)
+            embedder, (ok, note) = await self._while_loading(self._load_and_check)
         except ModelUnavailable as exc:
-            self._load_failures += 1
-            self._set_error(str(exc))
+            failure = str(exc)
             log.error("%s", exc)
-            await self.heartbeat(force=True)
-            return False
         except Exception as exc:
-            self._load_failures += 1
-            self._set_error(
-                f"could not load the CLAP model {self.settings.clap_model!r} "
-                f"(HAUNTFM_CLAP_MODEL): {type(exc).__name__}: {exc}"
+            failure = (
+                f"could not load the CLAP model {model!r} (HAUNTFM_CLAP_MODEL): {type(exc).__name__}: {exc}"
             )
             log.exception("model load failed")
+        finally:
+            self.download = None
+        if failure is not None:
+            self._load_failed(failure)
             await self.heartbeat(force=True)
             return False
+        if (fetched := download.snapshot()) is not None:
+            log.info("downloaded %s: %d MB", model, int(fetched["done"] or 0) // 1_000_000)
         self.embedder = embedder
         self.text_tower_ok, self.text_tower_note = bool(ok), note
         if not ok:
             log.warning("%s", note)
         self._load_failures = 0
-        self.state, self.last_error = "idle", None
+        self.state, self.last_error, self.next_retry_at = "idle", None, None
         async with transaction(self.sessions) as session:
             requeued = await repo.requeue_outdated(
                 session, model=embedder.model_id, pipeline_version=PIPELINE_VERSION
@@ -221,6 +246,65 @@ class EmbeddingWorker:
             self._on_model_loaded(embedder)
         await self.heartbeat(force=True)
         return True
+
+    def _load_and_check(self) -> tuple[Any, tuple[bool, str]]:
+        """Load the model and check its text tower (runs on the loading thread)."""
+        embedder = self._load_embedder()
+        return embedder, embedder.text_tower_check()
+
+    async def _while_loading(self, load: Callable[[], Any]) -> Any:
+        """Run `load` on a daemon thread of its own, heart-beating (with the download's progress)
+        and logging that progress until it ends.
+
+        Not on the inference executor: the interpreter joins executor threads at exit, so
+        Ctrl-C or SIGTERM would wait for the whole download. A daemon thread is dropped at
+        exit, and a worker cancelled meanwhile does not wait for it.
+        """
+        result: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not result.set_running_or_notify_cancel():
+                return
+            try:
+                value = load()
+            except BaseException as exc:  # handed to the event loop, which re-raises it
+                result.set_exception(exc)
+            else:
+                result.set_result(value)
+
+        threading.Thread(target=run, name="clap-load", daemon=True).start()
+        waiting = asyncio.wrap_future(result)
+        loop = asyncio.get_running_loop()
+        logged = loop.time()
+        try:
+            while not waiting.done():
+                await asyncio.wait({waiting}, timeout=LOADING_HEARTBEAT_SECONDS)
+                if waiting.done():
+                    break
+                await self.heartbeat(force=True)
+                progress = self.download.describe(self.settings.clap_model) if self.download else None
+                if progress is not None and loop.time() - logged >= DOWNLOAD_LOG_SECONDS:
+                    logged = loop.time()
+                    log.info("%s", progress)
+            return waiting.result()
+        finally:
+            waiting.cancel()  # stopped mid-load: the thread's late outcome goes nowhere
+
+    def _load_failed(self, message: str) -> None:
+        self._load_failures += 1
+        self._retry_delay = MODEL_RETRY.delay(self._load_failures)
+        self.next_retry_at = datetime.now(UTC) + timedelta(seconds=self._retry_delay)
+        self._set_error(message)
+        log.info("next attempt to load the model at %s", self.next_retry_at.isoformat(timespec="seconds"))
+
+    async def _wait_for_retry(self) -> None:
+        """Sit out the delay after a failed load, heart-beating; new work doesn't cut it short, so the
+        status's `next_retry_at` holds."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._retry_delay
+        while (left := until - loop.time()) > 0:
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, left))
+            await self.heartbeat()
 
     # -- one round ----------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -518,6 +602,8 @@ class EmbeddingWorker:
                 {
                     "text_tower_note": self.text_tower_note,
                     "embedding_runtime": getattr(self.embedder, "runtime_details", None),
+                    "download": self.download.snapshot() if self.download is not None else None,
+                    "next_retry_at": self.next_retry_at.isoformat() if self.next_retry_at else None,
                 }
             ),
             "last_batch_at": self.last_batch_at,

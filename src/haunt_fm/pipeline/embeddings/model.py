@@ -54,6 +54,7 @@ from transformers import ClapModel, ClapProcessor
 from haunt_fm.db.base import EMBEDDING_DIM
 from haunt_fm.pipeline.embeddings import onnx_runtime as rt
 from haunt_fm.pipeline.embeddings.audio import SAMPLE_RATE
+from haunt_fm.pipeline.embeddings.download import DownloadProgress
 from haunt_fm.pipeline.embeddings.pooling import normalise, pool_windows
 
 log = logging.getLogger(__name__)
@@ -186,12 +187,52 @@ def _unavailable(env_var: str, model_id_or_path: str, local: bool, exc: BaseExce
     return ModelUnavailable(
         f"CLAP model {model_id_or_path!r} from {env_var} is unavailable: the weights could not be "
         f"downloaded or found {where}: {type(exc).__name__}: {exc}. Set {env_var} to a hub id that is "
-        "cached under HAUNTFM_MODEL_CACHE_DIR or to a local directory saved with save_pretrained."
+        "in the Hugging Face cache (HF_HOME, or HAUNTFM_MODEL_CACHE_DIR when set) or to a local "
+        "directory saved with save_pretrained."
     )
 
 
-def _load_pretrained(model_id_or_path: str, *, env_var: str, cache_dir: Path | None) -> tuple[Any, Any]:
-    """Load (ClapModel, ClapProcessor); wrap every failure in ModelUnavailable."""
+def hub_cache_dir(model_id_or_path: str, *, configured: Path | None, earlier: Path | None) -> Path | None:
+    """Where hub downloads go: `configured` (HAUNTFM_MODEL_CACHE_DIR) when set, else the standard
+    Hugging Face cache (None: HF_HOME, HF_HUB_CACHE and their defaults), so that a model another
+    program downloaded is reused — unless `earlier` (where earlier versions always downloaded)
+    already holds this model, which is then reused rather than downloaded again."""
+    if configured is not None or earlier is None:
+        return configured
+    from huggingface_hub.file_download import repo_folder_name
+
+    try:
+        _, local = _source(model_id_or_path, "HAUNTFM_CLAP_MODEL")
+        folder = repo_folder_name(repo_id=model_id_or_path, repo_type="model")
+    except (ModelUnavailable, ValueError):  # not a hub id: loading says why
+        return None
+    return earlier if not local and (earlier / folder).is_dir() else None
+
+
+def _from_pretrained(loader: Any, source: str, progress: DownloadProgress | None, **kwargs: Any) -> Any:
+    """`loader.from_pretrained`, with the hub's download progress reported to `progress`."""
+    if progress is None:
+        return loader.from_pretrained(source, **kwargs)
+    try:
+        return loader.from_pretrained(source, tqdm_class=progress.tqdm_class(), **kwargs)
+    except TypeError as exc:
+        # transformers before `tqdm_class` (4.x) hands unknown arguments to the model's
+        # constructor: load without progress (whatever was downloaded stays in the cache).
+        if "tqdm_class" not in str(exc):
+            raise
+        log.debug("this transformers version reports no download progress: %s", exc)
+        return loader.from_pretrained(source, **kwargs)
+
+
+def _load_pretrained(
+    model_id_or_path: str,
+    *,
+    env_var: str,
+    cache_dir: Path | None,
+    progress: DownloadProgress | None = None,
+) -> tuple[Any, Any]:
+    """Load (ClapModel, ClapProcessor) (hub downloads into `cache_dir`, None: the standard Hugging
+    Face cache); wrap every failure in ModelUnavailable."""
     source, local = _source(model_id_or_path, env_var)
     kwargs: dict[str, Any] = {"local_files_only": local}
     if cache_dir is not None and not local:
@@ -199,8 +240,9 @@ def _load_pretrained(model_id_or_path: str, *, env_var: str, cache_dir: Path | N
     try:
         with _quiet_loading():
             # Typed loosely: with output_loading_info it returns (model, info).
-            loader: Any = ClapModel
-            model, info = loader.from_pretrained(source, output_loading_info=True, **kwargs)
+            model, info = _from_pretrained(
+                ClapModel, source, None if local else progress, output_loading_info=True, **kwargs
+            )
             processor = ClapProcessor.from_pretrained(source, **kwargs)
     except Exception as exc:
         raise _unavailable(env_var, model_id_or_path, local, exc) from exc
@@ -261,8 +303,13 @@ class ClapEmbedder:
         self._tower: rt.AudioTower = self._torch_tower
         self.window_batch = DEFAULT_WINDOW_BATCH  # windows per forward pass unless a call says otherwise
         self.runtime = rt.TORCH
-        self.runtime_reason = "PyTorch (no other runtime asked for)"
-        self.runtime_details: dict[str, Any] = {"requested": rt.TORCH, "runtime": rt.TORCH}
+        self.runtime_reason = "HAUNTFM_EMBEDDING_RUNTIME=torch: PyTorch, no export"
+        self.runtime_details: dict[str, Any] = {
+            "requested": rt.TORCH,
+            "runtime": rt.TORCH,
+            "reason": self.runtime_reason,
+            "threads": torch_threads,
+        }
         fe = self._feature_extractor
         if int(fe.sampling_rate) != SAMPLE_RATE or int(fe.nb_max_samples) != WINDOW_SAMPLES:
             raise ModelUnavailable(
@@ -283,12 +330,16 @@ class ClapEmbedder:
         cache_dir: Path | None = None,
         torch_threads: int | None = None,
         runtime: str = rt.TORCH,
+        hub_cache_dir: Path | None = None,
+        progress: DownloadProgress | None = None,
     ) -> ClapEmbedder:
-        """Load a CLAP hub id (cached under `cache_dir`) or local directory; raise ModelUnavailable.
+        """Load a CLAP hub id or local directory; raise ModelUnavailable.
 
-        `runtime` (torch, onnx, onnx-int8 or auto) picks the audio tower's runtime; ONNX
-        files are exported, verified and cached under `cache_dir`, and a runtime that can't
-        be used falls back along onnx-int8 -> onnx -> torch (see `runtime_reason`).
+        A hub id is downloaded into `hub_cache_dir` (None: the standard Hugging Face cache),
+        reporting its bytes to `progress`. `runtime` (torch, onnx, onnx-int8 or auto) picks the
+        audio tower's runtime; ONNX files are exported, verified and cached under `cache_dir`,
+        and a runtime that can't be used falls back along onnx-int8 -> onnx -> torch (see
+        `runtime_reason`).
         """
         if runtime not in (*rt.RUNTIMES, rt.AUTO):
             raise ValueError(
@@ -298,11 +349,13 @@ class ClapEmbedder:
         # Process-wide; one worker = one model, so the worker owns the setting.
         torch.set_num_threads(threads)
         model, processor = _load_pretrained(
-            model_id_or_path, env_var="HAUNTFM_CLAP_MODEL", cache_dir=cache_dir
+            model_id_or_path, env_var="HAUNTFM_CLAP_MODEL", cache_dir=hub_cache_dir, progress=progress
         )
         embedder = cls(model=model, processor=processor, model_id=model_id_or_path, torch_threads=threads)
         if runtime != rt.TORCH:
-            embedder._select_runtime(runtime, source=model_id_or_path, cache_dir=cache_dir)
+            embedder._select_runtime(
+                runtime, source=model_id_or_path, cache_dir=cache_dir, hub_cache_dir=hub_cache_dir
+            )
         log.info(
             "loaded CLAP model %s, audio on %s, %d threads: %s",
             embedder.model_id,
@@ -325,7 +378,9 @@ class ClapEmbedder:
             is_longer=is_longer,
         )
 
-    def _select_runtime(self, requested: str, *, source: str, cache_dir: Path | None) -> None:
+    def _select_runtime(
+        self, requested: str, *, source: str, cache_dir: Path | None, hub_cache_dir: Path | None
+    ) -> None:
         """Prepare (in a child process) and load the ONNX tower `requested` asks for, or fall back."""
         tower: rt.OnnxAudioTower | None = None
         prepared = False
@@ -333,7 +388,7 @@ class ClapEmbedder:
         try:
             if cache_dir is None:
                 raise ModelUnavailable("no model cache directory to keep exported files in")
-            revision = model_revision(source, cache_dir=cache_dir)
+            revision = model_revision(source, cache_dir=hub_cache_dir)
             cache = rt.RuntimeCache(Path(cache_dir), model_id=self.model_id, revision=revision)
             needed = rt.onnx_runtimes_for(requested)
             measure = requested == rt.AUTO
@@ -342,7 +397,7 @@ class ClapEmbedder:
                 if not rt.is_ready(manifest, hashes, measure=measure, threads=self.torch_threads):
                     _prepare_in_child(
                         source=source,
-                        hf_cache_dir=cache_dir,
+                        hf_cache_dir=hub_cache_dir,
                         cache=cache,
                         runtimes=needed,
                         measure=measure,
@@ -548,6 +603,19 @@ def export_audio_tower(model: Any, example: tuple[np.ndarray, np.ndarray], path:
         )
 
 
+def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """End this process soon after its parent (`parent`, the pid that started it) has gone: a worker
+    stopped mid-export must not leave an orphan holding twice the model in memory."""
+    tick = threading.Event()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            tick.wait(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _prepare_main() -> None:
     """Entry of the child process: arguments as JSON on stdin (see `_prepare_in_child`)."""
     args = json.loads(sys.stdin.read())
@@ -557,7 +625,8 @@ def _prepare_main() -> None:
     warnings.filterwarnings("ignore")
     source, threads = args["source"], int(args["threads"])
     hf_cache_dir = Path(args["hf_cache_dir"]) if args["hf_cache_dir"] else None
-    embedder = ClapEmbedder.load(source, cache_dir=hf_cache_dir, torch_threads=threads)
+    _exit_with_parent(int(args["parent"]))
+    embedder = ClapEmbedder.load(source, hub_cache_dir=hf_cache_dir, torch_threads=threads)
     if model_revision(source, cache_dir=hf_cache_dir) != args["revision"]:
         raise ModelUnavailable(f"the model at {source!r} changed while its ONNX export was being prepared")
     cache = rt.RuntimeCache(Path(args["cache_root"]), model_id=args["model_id"], revision=args["revision"])
@@ -593,6 +662,7 @@ def _prepare_in_child(
     multiprocessing, which would re-import the parent's `__main__`.
     """
     args = {
+        "parent": os.getpid(),
         "source": source,
         "hf_cache_dir": str(hf_cache_dir) if hf_cache_dir else None,
         "cache_root": str(cache.root),

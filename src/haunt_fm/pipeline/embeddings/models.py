@@ -81,7 +81,7 @@ class WorkerState(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)  # hostname:pid:random
     hostname: Mapped[str] = mapped_column(Text)
     pid: Mapped[int] = mapped_column(BigInteger)
-    state: Mapped[str] = mapped_column(Text)  # idle|working|error
+    state: Mapped[str] = mapped_column(Text)  # loading|idle|working|error
     model: Mapped[str | None] = mapped_column(Text)
     model_loaded: Mapped[bool] = mapped_column(Boolean, server_default="false")
     text_tower_ok: Mapped[bool | None] = mapped_column(Boolean)

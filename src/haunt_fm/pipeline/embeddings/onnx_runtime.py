@@ -413,6 +413,10 @@ def prepare(
     manifest = cache.read()
     entries: dict[str, dict[str, Any]] = manifest["runtimes"]
     cache.dir.mkdir(parents=True, exist_ok=True)
+    # Called under the directory's lock, so no one else writes here: a temporary file is what an
+    # export stopped midway left behind (its worker stopped; up to the model's size).
+    for stale in cache.dir.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
     def build(runtime: str, make: Callable[[Path], None]) -> None:
         entry = entries.setdefault(runtime, {})

@@ -169,7 +169,7 @@ _REQUEST_TEXT_SQL = text(
 
 _LIVE_WORKERS_SQL = text(
     """
-    SELECT state, model_loaded, last_error, details FROM worker_states
+    SELECT state, model, model_loaded, last_error, details FROM worker_states
     WHERE heartbeat_at > now() - make_interval(secs => :stale_seconds)
     ORDER BY heartbeat_at DESC
     """

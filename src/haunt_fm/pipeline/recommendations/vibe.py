@@ -24,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple, Protocol
 
 import numpy as np
@@ -150,8 +151,14 @@ class VibeEncoder:
         if vector is None:
             async with self.session_factory() as session:
                 common = await tags.suggestions(session, model=model)
+                workers = (
+                    await embeddings.live_workers(session, stale_seconds=WORKER_STALE_SECONDS)
+                    if tower is None
+                    else []
+                )
+            why = _tower_unusable(tower, workers=workers, model=model)
             raise VibeNotUnderstood(
-                _not_understood(text, grounding, tower=tower, model=model, discover=self.discover),
+                _not_understood(text, grounding, why=why, discover=self.discover),
                 suggestions=common,
                 basis=basis,
             )
@@ -200,21 +207,7 @@ class VibeEncoder:
             workers = await embeddings.live_workers(session, stale_seconds=WORKER_STALE_SECONDS)
         if any(w["model_loaded"] for w in workers):
             return None
-        if not workers:
-            return (
-                "No embedding worker is running to embed the vibe text; start `haunt-fm worker` "
-                "or enable HAUNTFM_EMBEDDING_WORKER_ENABLED."
-            )
-        failing = [w for w in workers if w["state"] == "error" and w["last_error"]]
-        if failing:
-            return (
-                f"The embedding worker can't embed the vibe text: it has no model loaded "
-                f"({failing[0]['last_error']}). See /api/status."
-            )
-        return (
-            "The embedding worker is still loading its model, so it can't embed the vibe text yet; "
-            "try again in a minute (progress in /api/status)."
-        )
+        return f"The vibe text can't be embedded now: {workers_without_model(workers, model=self.model_id)}."
 
     async def _wait_for_worker(self, *, text: str, norm: str, wait: bool = True) -> np.ndarray:
         # Queued either way: a worker that starts (or finishes loading) later embeds it.
@@ -254,13 +247,62 @@ def _basis(grounding: tags.Grounding, *, text: bool) -> VibeBasis:
     )
 
 
-def _not_understood(
-    text: str, grounding: tags.Grounding, *, tower: bool | None, model: str, discover: bool
-) -> str:
+def workers_without_model(workers: Sequence[dict[str, Any]], *, model: str) -> str:
+    """Why none of the live `workers` (embeddings.live_workers) has `model` loaded, as a clause:
+    none running, still loading (with the download's progress), or failing to load (with the
+    next attempt)."""
+    if not workers:
+        return (
+            "no embedding worker is running (turn on HAUNTFM_EMBEDDING_WORKER_ENABLED for the one "
+            "inside `haunt-fm serve`, or start `haunt-fm worker`)"
+        )
+    loading = [w for w in workers if w["state"] == "loading"]
+    if loading:
+        download = (loading[0]["details"] or {}).get("download") or {}
+        done, total = download.get("done"), download.get("total")
+        if done is not None and total:
+            how = f"downloading it: {int(done) // 1_000_000} of {int(total) // 1_000_000} MB; "
+        elif done is not None:
+            how = f"downloading it: {int(done) // 1_000_000} MB so far; "
+        else:
+            how = ""
+        return f"the embedding worker is still loading {model} ({how}ask again once it has loaded)"
+    failing = [w for w in workers if w["state"] == "error"]
+    if failing:
+        worker = failing[0]
+        retry = _when((worker["details"] or {}).get("next_retry_at"))
+        again = f" and tries again {retry}" if retry else ""
+        return (
+            f"the embedding worker could not load {model} ({worker['last_error'] or 'no reason given'})"
+            f"{again}"
+        )
+    others = sorted({w["model"] for w in workers if w["model"] and w["model"] != model})
+    if others:
+        return f"the running embedding workers use {', '.join(others)}, not {model}"
+    return f"no embedding worker running {model} has checked its text tower yet"
+
+
+def _when(value: Any) -> str | None:
+    """`at 12:34:56 UTC (in 25 s)` for an ISO time from a worker's heartbeat."""
+    try:
+        at = datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+    if at is None:
+        return None
+    seconds = max(0, round((at - datetime.now(UTC)).total_seconds()))
+    left = f"{seconds} s" if seconds < 120 else f"{round(seconds / 60)} min"
+    return f"at {at.astimezone(UTC):%H:%M:%S} UTC (in {left})"
+
+
+def _tower_unusable(tower: bool | None, *, workers: Sequence[dict[str, Any]], model: str) -> str:
+    """Why CLAP text can't steer: its tower failed the self-test, or no worker has checked it."""
     if tower is False:
-        why = f"the text tower of {model} failed its self-test"
-    else:
-        why = f"no embedding worker running {model} has checked its text tower yet"
+        return f"the text tower of {model} failed its self-test"
+    return f"CLAP text can't be used yet because {workers_without_model(workers, model=model)}"
+
+
+def _not_understood(text: str, grounding: tags.Grounding, *, why: str, discover: bool) -> str:
     message = (
         f"The vibe {text!r} matched no Last.fm tag of an embedded track in the library, and {why}, "
         "so it can't steer the recommendations."

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from haunt_fm.pipeline.imports.schemas import ImportOut
 
-WorkerState = Literal["disabled", "idle", "working", "error"]
+WorkerState = Literal["disabled", "loading", "idle", "working", "error"]
 
 
 class HealthOut(BaseModel):
@@ -55,24 +55,88 @@ class PipelineCounts(BaseModel):
     tags: TagCounts = Field(default_factory=TagCounts)
 
 
+class DownloadOut(BaseModel):
+    """How far a worker's download of its model from the Hugging Face hub got."""
+
+    done: int = Field(description="Bytes downloaded so far (this start).")
+    total: int | None = Field(
+        description="Bytes to download in all, as the hub announced them; null until it has."
+    )
+
+
+class EmbeddingRuntimeOut(BaseModel):
+    """Which runtime runs the audio tower, and why (HAUNTFM_EMBEDDING_RUNTIME, README "Embedding runtime")."""
+
+    requested: str | None = Field(
+        default=None, description="HAUNTFM_EMBEDDING_RUNTIME: `torch`, `onnx`, `onnx-int8` or `auto`."
+    )
+    runtime: str = Field(description="The runtime in use: `torch`, `onnx` (fp32) or `onnx-int8`.")
+    reason: str | None = Field(
+        default=None,
+        description="Why this runtime: the setting, the fidelity gate's figures, auto's timing, or what "
+        "a fallback replaced and why.",
+    )
+    threads: int | None = Field(default=None, description="Intra-op threads of torch and ONNX Runtime.")
+    gate: dict[str, Any] | None = Field(
+        default=None,
+        description="Per exported file (`onnx`, `onnx-int8`): the fidelity gate's verdict (`passed`, "
+        "`min_cosine`, `mean_cosine`, `neighbours_preserved`, per-probe `cosines`) or its `error`.",
+    )
+    seconds_per_window: dict[str, float] | None = Field(
+        default=None, description="auto: the measured seconds per 10 s window of each candidate runtime."
+    )
+    measured_on: dict[str, Any] | None = Field(
+        default=None, description="auto: the CPU, thread count and time of that measurement."
+    )
+    prepared_now: bool | None = Field(
+        default=None, description="Whether this start exported or verified files (false: all from the cache)."
+    )
+    cache_dir: str | None = Field(default=None, description="Where the exported files are kept.")
+
+
 class WorkerOut(BaseModel):
     id: str
-    state: str
+    state: str = Field(description="`loading`, `idle`, `working` or `error`.")
     model: str | None
     last_batch_at: datetime | None
     last_error: str | None
     tracks_done: int
     heartbeat_at: datetime
+    download: DownloadOut | None = Field(
+        default=None, description="While `loading`: the model download's progress, once the hub reported it."
+    )
+    next_retry_at: datetime | None = Field(
+        default=None, description="In `error` after a failed load: when the worker tries to load again."
+    )
+    embedding_runtime: EmbeddingRuntimeOut | None = Field(
+        default=None, description="Once the model is loaded: the audio tower's runtime and why."
+    )
 
 
 class WorkerSummary(BaseModel):
     enabled: bool
-    state: WorkerState = Field(description="Aggregate over live workers: working > idle > error.")
+    state: WorkerState = Field(
+        description="Aggregate over live workers, the busiest first: working > loading > idle > error. "
+        "A load (the first start downloads the model) is activity that ends by itself, like a batch; "
+        "a worker at rest with its model counts before one that failed to load. `workers` lists each."
+    )
     model: str
     last_batch_at: datetime | None
     last_error: str | None
     text_tower_ok: bool | None
     text_tower_note: str | None
+    download: DownloadOut | None = Field(
+        default=None,
+        description="A loading worker's model download from the Hugging Face hub: bytes done of total "
+        "(null when no worker is downloading, or before the hub reported sizes).",
+    )
+    next_retry_at: datetime | None = Field(
+        default=None, description="When a worker that failed to load its model tries again (the soonest)."
+    )
+    embedding_runtime: EmbeddingRuntimeOut | None = Field(
+        default=None,
+        description="The audio tower's runtime in use (of the first worker with its model loaded) and why.",
+    )
     workers: list[WorkerOut] = Field(description="Workers whose heartbeat is recent.")
 
 

@@ -20,7 +20,30 @@ from haunt_fm.pipeline.status.schemas import RetryFailedOut, RetryStage, StatusO
 WORKER_STALE_AFTER = timedelta(seconds=WORKER_STALE_SECONDS)
 
 
+# The aggregate state: the busiest live worker's (see WorkerSummary.state).
+STATE_ORDER = ("working", "loading", "idle", "error")
+
+
+def _worker_out(w: dict[str, Any]) -> dict[str, Any]:
+    """One live worker; the loading/retry/runtime facts come from its heartbeat's `details`."""
+    details = w["details"] or {}
+    runtime = details.get("embedding_runtime")
+    return {
+        "id": w["id"],
+        "state": w["state"],
+        "model": w["model"],
+        "last_batch_at": w["last_batch_at"],
+        "last_error": w["last_error"],
+        "tracks_done": w["tracks_done"],
+        "heartbeat_at": w["heartbeat_at"],
+        "download": details.get("download") if w["state"] == "loading" else None,
+        "next_retry_at": details.get("next_retry_at") if w["state"] == "error" else None,
+        "embedding_runtime": runtime if w["model_loaded"] and isinstance(runtime, dict) else None,
+    }
+
+
 def _worker_summary(settings: Settings, alive: list[dict[str, Any]], *, local: Any) -> dict[str, Any]:
+    workers = [_worker_out(w) for w in alive]
     summary: dict[str, Any] = {
         "enabled": settings.embedding_worker_enabled,
         "state": "disabled",
@@ -29,22 +52,14 @@ def _worker_summary(settings: Settings, alive: list[dict[str, Any]], *, local: A
         "last_error": None,
         "text_tower_ok": None,
         "text_tower_note": None,
-        "workers": [
-            {
-                "id": w["id"],
-                "state": w["state"],
-                "model": w["model"],
-                "last_batch_at": w["last_batch_at"],
-                "last_error": w["last_error"],
-                "tracks_done": w["tracks_done"],
-                "heartbeat_at": w["heartbeat_at"],
-            }
-            for w in alive
-        ],
+        "download": next((w["download"] for w in workers if w["download"]), None),
+        "next_retry_at": min((w["next_retry_at"] for w in workers if w["next_retry_at"]), default=None),
+        "embedding_runtime": next((w["embedding_runtime"] for w in workers if w["embedding_runtime"]), None),
+        "workers": workers,
     }
     if alive:
         states = {w["state"] for w in alive}
-        summary["state"] = "working" if "working" in states else "idle" if "idle" in states else "error"
+        summary["state"] = next((s for s in STATE_ORDER if s in states), "error")
         summary["enabled"] = True
         latest = max((w["last_batch_at"] for w in alive if w["last_batch_at"]), default=None)
         summary["last_batch_at"] = latest

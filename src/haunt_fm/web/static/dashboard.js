@@ -78,6 +78,13 @@
 
   function relativeTime(date) {
     const seconds = Math.round((Date.now() - date.getTime()) / 1000);
+    if (seconds < -5) {
+      // A time to come (a worker's next attempt to load its model).
+      const ahead = -seconds;
+      if (ahead < 90) return `in ${ahead} s`;
+      if (ahead < 90 * 60) return `in ${Math.round(ahead / 60)} min`;
+      return `in ${Math.round(ahead / 3600)} h`;
+    }
     if (seconds < 45) return "just now";
     const minutes = Math.round(seconds / 60);
     if (minutes < 60) return `${minutes} min ago`;
@@ -363,6 +370,70 @@
     return fact(running.length ? "Importing" : "Last import", ...nodes);
   }
 
+  /* ---------- embedding worker: model download, retry, runtime ---------- */
+
+  const MB = 1000 * 1000;
+
+  // The model download of a loading worker as a progress bar with "312 of 812 MB (38 %)".
+  function downloadNode(download) {
+    if (!download) {
+      return el("span", {
+        className: "running",
+        text: "loading the model (nothing downloaded yet: from the cache, or the hub hasn't answered)",
+      });
+    }
+    const done = Number(download.done) || 0;
+    const total = Number(download.total) || 0;
+    const pct = total ? Math.min(100, Math.floor((100 * done) / total)) : null;
+    const bar = el("div", {
+      className: "bar download-bar",
+      role: "progressbar",
+      "aria-label": "Model download",
+      "aria-valuemin": "0",
+      "aria-valuemax": total ? String(total) : null,
+      "aria-valuenow": String(done),
+    });
+    const seg = el("span", { className: `seg seg-done${pct === null ? " seg-unknown" : ""}` });
+    seg.style.width = pct === null ? "100%" : `${pct}%`;
+    bar.append(seg);
+    const text = total
+      ? done >= total
+        ? `downloaded ${Math.floor(total / MB)} MB, loading it`
+        : `${Math.floor(done / MB)} of ${Math.floor(total / MB)} MB (${pct} %)`
+      : `${Math.floor(done / MB)} MB so far`;
+    return el("span", { className: "download" }, bar, el("span", { className: "running download-text", text }));
+  }
+
+  const threads = (n) => (n ? ` · ${n} thread${n === 1 ? "" : "s"} ·` : "");
+
+  // Which runtime runs the audio tower and why (Embedding runtime in the README).
+  function runtimeNode(runtime) {
+    if (!runtime) return el("span", { className: "muted", text: "not loaded yet" });
+    const asked =
+      runtime.requested && runtime.requested !== runtime.runtime ? ` (asked: ${runtime.requested})` : "";
+    return el(
+      "span",
+      { className: "runtime" },
+      el("span", { className: "pill pill-ok", text: runtime.runtime }),
+      el("span", { className: "muted", text: `${asked}${threads(runtime.threads)}` }),
+      runtime.reason ? el("span", { className: "runtime-reason muted", text: ` ${runtime.reason}` }) : null,
+    );
+  }
+
+  function workerFacts(worker) {
+    return [
+      ...(worker.state === "loading" ? fact("Model download", downloadNode(worker.download)) : []),
+      ...(worker.next_retry_at
+        ? fact(
+            "Next attempt",
+            el("span", { className: "muted", text: "loads the model again " }),
+            timeNode(worker.next_retry_at),
+          )
+        : []),
+      ...fact("Embedding runtime", runtimeNode(worker.embedding_runtime)),
+    ];
+  }
+
   function renderStatus(s) {
     const p = s.pipeline || {};
     const worker = s.worker || {};
@@ -373,7 +444,8 @@
     const outdated = Number((p.embedding || {}).outdated) || 0;
     $("version").textContent = s.version ? `v${s.version}` : "";
 
-    const stateClass = { working: "pill-busy", idle: "pill-ok", error: "pill-bad" }[worker.state] || "pill-off";
+    const stateClass =
+      { working: "pill-busy", loading: "pill-busy", idle: "pill-ok", error: "pill-bad" }[worker.state] || "pill-off";
     const facts = el(
       "dl",
       { className: "facts" },
@@ -383,6 +455,7 @@
         " ",
         el("span", { className: "mono", text: worker.model || "" }),
       ),
+      ...workerFacts(worker),
       ...fact("Last batch", timeNode(worker.last_batch_at)),
       ...fact(
         "Last error",
