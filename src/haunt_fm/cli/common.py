@@ -190,6 +190,10 @@ def database(
     """
     from haunt_fm.db.embedded import DataDirBusy, EmbeddedDatabaseError, EmbeddedPostgres
 
+    # SIGTERM stops a command as cleanly as Ctrl-C does (the embedded server stops, a worker
+    # takes its row out of the status), whichever database it runs on.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     if settings.database_url is not None:
         yield settings.database_url.get_secret_value()
         return
@@ -204,9 +208,6 @@ def database(
         log.info("embedded PostgreSQL running (data: %s)", server.paths.root)
         if owned is not None:
             owned.append(server)
-    # SIGTERM should stop the embedded server as cleanly as Ctrl-C does.
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         yield url
     finally:
