@@ -86,13 +86,14 @@ def serve_process(
     """As `running_service`, also yielding the `serve` process (for benchmarks that watch it)."""
     port = free_port()
     with temp_dir() as tmp:
-        env = clean_environ(
-            HAUNTFM_DATA_DIR=str(data_dir or Path(tmp) / "data"),
-            HAUNTFM_EMBEDDING_WORKER_ENABLED="false",
-            HAUNTFM_PREVIEW_WORKER_ENABLED="false",
-            HAUNTFM_LOG_LEVEL="WARNING",
-            **(extra_env or {}),
-        )
+        # The benchmark's own settings win over these defaults.
+        defaults = {
+            "HAUNTFM_DATA_DIR": str(data_dir or Path(tmp) / "data"),
+            "HAUNTFM_EMBEDDING_WORKER_ENABLED": "false",
+            "HAUNTFM_PREVIEW_WORKER_ENABLED": "false",
+            "HAUNTFM_LOG_LEVEL": "WARNING",
+        }
+        env = clean_environ(**(defaults | (extra_env or {})))
         exe = Path(sys.executable).parent / "haunt-fm"
         proc = subprocess.Popen(
             [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)],
