@@ -34,7 +34,7 @@ target; it is reported).
     git archive main | tar -x -C /tmp/main && .venv/bin/python bench/recommend.py --baseline /tmp/main
 
 `--baseline` serves a checkout of another revision on the same database next to this one and
-sends every request of the taste and cached-vibe series to both, alternately: on a shared,
+sends every request of the taste, cached-vibe and eclectic series to both, alternately: on a shared,
 noisy machine their p50 ratio says what a change costs better than two separate runs.
 """
 
@@ -564,15 +564,17 @@ async def paired(
     base_url: str, new_url: str, world: World, *, requests: int, database_url: str
 ) -> list[dict[str, Any]]:
     """The same requests against a baseline service and this one, alternately (which goes first
-    alternates too), so machine load weighs on both alike: p50 of each and their ratio."""
+    alternates too), so machine load weighs on both alike: p50 of each and their ratio; the
+    one-taste listener's series and the eclectic listener's."""
     conn = await asyncpg.connect(database_url)
     await conn.execute("UPDATE worker_states SET text_tower_ok = true")  # the text series again
     await conn.close()
     vibes = list(world.vibes)
     plans = [
-        ("taste only", lambda i: None, 0.5),
-        ("cached vibe, alpha 0.5", lambda i: vibes[i % len(vibes)], 0.5),
-        ("cached vibe, alpha 0", lambda i: vibes[i % len(vibes)], 0.0),
+        ("taste only", lambda i: None, 0.5, PROFILE),
+        ("cached vibe, alpha 0.5", lambda i: vibes[i % len(vibes)], 0.5, PROFILE),
+        ("cached vibe, alpha 0", lambda i: vibes[i % len(vibes)], 0.0, PROFILE),
+        ("eclectic (several tastes)", lambda i: None, 0.5, ECLECTIC),
     ]
     out = []
     async with httpx.AsyncClient(timeout=60) as http:
@@ -580,10 +582,10 @@ async def paired(
             for i in range(len(vibes)):
                 params = {"limit": LIMIT, "profile": PROFILE, "vibe": vibes[i], "alpha": 0.5}
                 (await http.get(url + "/api/recommendations", params=params)).raise_for_status()
-        for name, vibe_of, alpha in plans:
+        for name, vibe_of, alpha, profile in plans:
             times: dict[str, list[float]] = {base_url: [], new_url: []}
             for i in range(requests):
-                params: dict[str, Any] = {"limit": LIMIT, "profile": PROFILE, "alpha": alpha}
+                params: dict[str, Any] = {"limit": LIMIT, "profile": profile, "alpha": alpha}
                 if (vibe := vibe_of(i)) is not None:
                     params["vibe"] = vibe
                 for url in (base_url, new_url) if i % 2 == 0 else (new_url, base_url):
@@ -696,7 +698,7 @@ def main() -> None:
         "--baseline",
         type=Path,
         help="a checkout of another revision (e.g. `git archive main | tar -x -C DIR`): its service and "
-        "this one answer the taste and cached-vibe series alternately, for their latency ratio",
+        "this one answer the taste, cached-vibe and eclectic series alternately, for their latency ratio",
     )
     args = parser.parse_args()
 

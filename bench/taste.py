@@ -17,7 +17,8 @@ uvicorn in a child process; everything below goes over HTTP.
 2. Build time of `POST /api/admin/build-taste-profile` at 1,000 and 10,000 listened tracks
    (about 2 listens each), for a one-genre and a three-genre listener. Target: <= 1 s at 10,000.
 
-    .venv/bin/python bench/taste.py            # about a minute
+    .venv/bin/python bench/taste.py            # about three minutes on 2 busy cores
+    .venv/bin/python bench/taste.py --seed 3   # another library, household and index graph
 """
 
 from __future__ import annotations
@@ -282,10 +283,11 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=5, help="builds per profile size")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--seed", type=int, default=0, help="another library and household (same shapes)")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    rng = np.random.default_rng(1)
-    lib = Library()
+    rng = np.random.default_rng(args.seed + 1)
+    lib = Library(args.seed)
     for genre in lib.centres:
         lib.add(genre, PER_GENRE)
     plans = {name: plan_listens(name, spec, lib, rng) for name, spec in LISTENERS.items()}

@@ -128,6 +128,41 @@ async def test_a_single_genre_listener_keeps_todays_profile(client: httpx.AsyncC
     assert all(r["taste"]["index"] == 0 for r in body["recommendations"])
 
 
+async def test_each_taste_knows_how_near_its_own_tracks_lie(client: httpx.AsyncClient, db: Factory) -> None:
+    # The cohesion is the weighted mean cosine of a taste's tracks to its centroid, so one of them
+    # at least lies that near: an index search from the centroid that finds nothing as near went
+    # astray (recommendations then search exactly).
+    space = GenreSpace(seed=31)
+    heard: dict[str, dict[int, tuple[np.ndarray, int]]] = {}
+    for genre, prefix in (("ambient", "Amb"), ("metal", "Met")):
+        tracks = await _genre_tracks(db, space, genre, 12, prefix=prefix, artists=4)
+        heard[genre] = {}
+        for i, (tid, vector) in enumerate(tracks.items()):
+            await listen(db, tid, times=1 + i % 3)
+            heard[genre][tid] = (vector, 1 + i % 3)
+    assert len((await client.post("/api/admin/build-taste-profile")).json()["tastes"]) == 2
+    async with db() as s:
+        rows = (
+            await s.execute(
+                text(
+                    "SELECT pt.centroid, pt.cohesion FROM profile_tastes pt "
+                    "JOIN profiles p ON p.id = pt.profile_id WHERE p.name = 'default' ORDER BY pt.idx"
+                ).columns(centroid=Vector(DIM))
+            )
+        ).all()
+    genres = []
+    for centroid, cohesion in rows:
+        centroid = np.asarray(centroid, dtype=np.float64)
+        genre = max(heard, key=lambda g: np.mean([v @ centroid for v, _ in heard[g].values()]))
+        genres.append(genre)
+        cosines = np.array([v @ centroid for v, _ in heard[genre].values()])
+        plays = np.array([n for _, n in heard[genre].values()], dtype=np.float64)
+        # Listened minutes apart today: each track weighs (almost exactly) its play count.
+        assert cohesion == pytest.approx(float(plays @ cosines / plays.sum()), abs=1e-3)
+        assert cosines.min() < cohesion < cosines.max()
+    assert sorted(genres) == ["ambient", "metal"]
+
+
 async def test_tastes_share_the_list_by_weight(client: httpx.AsyncClient, db: Factory) -> None:
     space = GenreSpace(seed=11)
     for genre, n in (("chill", 20), ("heavy metal", 10)):
@@ -248,6 +283,15 @@ async def test_profiles_list_and_stale_tastes(client: httpx.AsyncClient, db: Fac
     assert (await client.get("/api/profiles/eve")).json()["taste_stale"] is True
     await client.get("/api/recommendations", params={"profile": "eve"})
     assert len((await client.get("/api/profiles/eve")).json()["tastes"]) == 1
+    # Tastes built before they had a cohesion (migration 0011) are stale too, and rebuilt with one.
+    async with db() as s, s.begin():
+        await s.execute(text("UPDATE profile_tastes SET cohesion = NULL"))
+    assert (await client.get("/api/profiles/eve")).json()["taste_stale"] is True
+    await client.get("/api/recommendations", params={"profile": "eve"})
+    assert (await client.get("/api/profiles/eve")).json()["taste_stale"] is False
+    async with db() as s:
+        cohesion = (await s.execute(text("SELECT cohesion FROM profile_tastes"))).scalar_one()
+    assert 0.5 < cohesion < 1.0
     # Listens arriving make the tastes stale; the next recommendation rebuilds them.
     more = await _genre_tracks(db, space, "metal", 6, prefix="Metal", artists=3)
     for tid in more:

@@ -70,23 +70,30 @@ _READS = """
                 AND e.played_at < CAST(:t AS timestamptz) + interval '60 seconds'
               ORDER BY e.played_at LIMIT 1)
         ) d ORDER BY played_at LIMIT 1
+    ), prev AS (
+        -- The speaker's listen before this one and the one after it (one that arrived earlier):
+        -- the resume and skip rules both read them. A listen's length for the skip rule is its
+        -- own, else its track's (read only when needed).
+        SELECT e.id, e.profile_id, e.track_id, e.played_at, e.duration_s, e.skipped,
+               coalesce(e.duration_s, (SELECT t.duration_ms FROM tracks t WHERE t.id = e.track_id) / 1000.0)
+                   AS length_s
+        FROM listen_events e
+        WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at <= CAST(:t AS timestamptz)
+        ORDER BY e.played_at DESC, e.id DESC LIMIT 1
+    ), nxt AS (
+        SELECT e.id, e.profile_id, e.track_id, e.played_at, e.duration_s
+        FROM listen_events e
+        WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at > CAST(:t AS timestamptz)
+        ORDER BY e.played_at LIMIT 1
     ), res AS (
         -- The speaker's previous listen, or its next one (a report that arrives late, such as
         -- the real start of a play whose resume the webhook stored), of this same track.
-        SELECT p.id, p.profile_id FROM (
-            SELECT e.id, e.profile_id, e.track_id, e.played_at, e.duration_s FROM listen_events e
-            WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at <= CAST(:t AS timestamptz)
-            ORDER BY e.played_at DESC LIMIT 1
-        ) p
+        SELECT p.id, p.profile_id FROM prev p
         WHERE p.track_id = (SELECT id FROM snap)
           AND CAST(:t AS timestamptz) < p.played_at + make_interval(
               secs => coalesce(coalesce(p.duration_s, :duration_s) + :slack_s, :unknown_s))
         UNION ALL
-        SELECT n.id, n.profile_id FROM (
-            SELECT e.id, e.profile_id, e.track_id, e.played_at, e.duration_s FROM listen_events e
-            WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at > CAST(:t AS timestamptz)
-            ORDER BY e.played_at LIMIT 1
-        ) n
+        SELECT n.id, n.profile_id FROM nxt n
         WHERE n.track_id = (SELECT id FROM snap)
           AND n.played_at < CAST(:t AS timestamptz) + make_interval(
               secs => coalesce(coalesce(:duration_s, n.duration_s) + :slack_s, :unknown_s))
@@ -94,22 +101,12 @@ _READS = """
     ), cut AS (
         -- The skip rule's two neighbours on the speaker: the listen before this one, when this
         -- one starts within its window; this one, when the listen after it starts within ours.
-        SELECT p.id FROM (
-            SELECT e.id, e.played_at, e.skipped,
-                   coalesce(e.duration_s, t.duration_ms / 1000.0) AS duration_s
-            FROM listen_events e JOIN tracks t ON t.id = e.track_id
-            WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at <= CAST(:t AS timestamptz)
-            ORDER BY e.played_at DESC, e.id DESC LIMIT 1
-        ) p
+        SELECT p.id FROM prev p
         WHERE NOT p.skipped
           AND CAST(:t AS timestamptz) < p.played_at + make_interval(secs => {window_p})
     ), cut_short AS (
         SELECT EXISTS (
-            SELECT 1 FROM (
-                SELECT e.played_at FROM listen_events e
-                WHERE e.speaker_key = CAST(:speaker_key AS text) AND e.played_at > CAST(:t AS timestamptz)
-                ORDER BY e.played_at LIMIT 1
-            ) n
+            SELECT 1 FROM nxt n
             WHERE n.played_at < CAST(:t AS timestamptz) + make_interval(secs => {window_me})
         ) AS skipped
     ), {changes} decision AS (
@@ -178,7 +175,7 @@ def _skip_window(duration_s: str) -> str:
 
 
 _WINDOWS = {
-    "window_p": _skip_window("p.duration_s"),
+    "window_p": _skip_window("p.length_s"),
     "window_me": _skip_window(
         "coalesce(CAST(:duration_s AS float8), (SELECT duration_ms FROM snap) / 1000.0)"
     ),

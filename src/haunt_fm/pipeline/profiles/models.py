@@ -63,3 +63,7 @@ class ProfileTaste(Base):
     label: Mapped[str] = mapped_column(Text)
     top_artists: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
     built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The weighted mean cosine of the taste's tracks to its centroid (migration 0011), so at least
+    # one of its tracks lies this near it: an index search from the centroid that finds nothing
+    # as near went astray (pipeline/recommendations/service.py). NULL: built before; stale.
+    cohesion: Mapped[float | None] = mapped_column(Float)

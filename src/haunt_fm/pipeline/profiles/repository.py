@@ -62,7 +62,8 @@ _STATS_SQL = text(
             OR coalesce(l.last_received, '-infinity') > p.taste_built_at
             OR coalesce(f.last_created, '-infinity') > p.taste_built_at
             OR (p.taste_embedding IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM profile_tastes pt WHERE pt.profile_id = p.id))
+                AND NOT EXISTS (SELECT 1 FROM profile_tastes pt
+                                WHERE pt.profile_id = p.id AND pt.cohesion IS NOT NULL))
             OR EXISTS (SELECT 1 FROM track_embeddings te
                        JOIN listen_events e ON e.track_id = te.track_id AND e.profile_id = p.id
                        WHERE te.created_at > p.taste_built_at)) AS taste_stale

@@ -160,6 +160,19 @@ _PROBE_VECTORS_SQL = text(
     """
 ).bindparams(*_ELIGIBLE_BINDS)
 
+# How near `q` the index search gets, with no filter but the model: the cosine of the nearest
+# track it finds. It starts from the same entry point and descends the same way as a filtered
+# search from `q`, so it tells whether that search reached the neighbourhood it was sent to.
+_REACH_SQL = text(
+    """
+    SELECT 1 - (te.embedding <=> :q) AS cosine
+    FROM track_embeddings te
+    WHERE te.model = :model
+    ORDER BY te.embedding <=> :q
+    LIMIT 1
+    """
+).bindparams(bindparam("q", type_=Vector(EMBEDDING_DIM)))
+
 # Details of a merged list, in its order; `distance` is 1 - the score the list gave each track.
 _DETAILS_OF_SQL = (
     text(
@@ -253,6 +266,16 @@ async def nearest(
         ef_search=ef_search,
     )
     return result.mappings().all()
+
+
+async def reach(
+    session: AsyncSession, *, query: np.ndarray, eligible: Eligible, ef_search: int
+) -> float | None:
+    """The cosine to `query` of the nearest `eligible.model` track the index search finds (any
+    track, listened or not); None when it finds none."""
+    await _scan_settings(session, ef_search=ef_search, max_scan_tuples=eligible.max_scan_tuples)
+    value = (await session.execute(_REACH_SQL, {"q": query, "model": eligible.model})).scalar_one_or_none()
+    return None if value is None else float(value)
 
 
 async def probe(

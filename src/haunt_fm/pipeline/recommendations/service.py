@@ -55,6 +55,8 @@ VIBE_PROBE_OVERFETCH = 3
 # With several tastes each is searched for twice its share of the list (at least this many
 # more), so tracks two tastes share and the artist rule leave every taste enough to give.
 TASTE_SLACK_MIN = 10
+# pgvector computes cosines in float32, the taste stage its cohesion in float64.
+REACH_SLACK = 1e-4
 
 Basis = Literal["taste", "vibe", "taste+vibe"]
 
@@ -102,6 +104,9 @@ class Direction(NamedTuple):
     # Listened tracks of the taste (they are excluded, so the index must look past them).
     known: int
     taste: TasteRef | None
+    # A taste's cohesion when the vector is the taste itself: some track of the taste lies at
+    # least this near, so a search that finds nothing as near went astray (`_astray`).
+    floor: float | None = None
 
 
 class Query(NamedTuple):
@@ -161,7 +166,7 @@ def _taste_directions(
     for t in tastes:
         ref = TasteRef(index=t.index, label=t.label)
         if vibe is None:
-            out.append(Direction(t.vector, t.weight, 1.0, t.tracks, ref))
+            out.append(Direction(t.vector, t.weight, 1.0, t.tracks, ref, t.cohesion))
             continue
         blended = _unit(alpha * t.vector + (1.0 - alpha) * vibe)
         # Exactly opposite vectors cancel out; the vibe is the explicit ask, so it wins.
@@ -214,8 +219,9 @@ def steer_away(query: Query, away: np.ndarray) -> Query:
         shifted = _unit(np.asarray(v, dtype=np.float64) - np.asarray(away, dtype=np.float64))
         return v if shifted is None else shifted
 
+    # A moved vector is no taste's centroid: its cohesion says nothing about it.
     return query._replace(
-        directions=[d._replace(vector=moved(d.vector)) for d in query.directions],
+        directions=[d._replace(vector=moved(d.vector), floor=None) for d in query.directions],
         vibe_probe=None if query.vibe_probe is None else moved(query.vibe_probe),
     )
 
@@ -226,6 +232,25 @@ class Found(NamedTuple):
     track_id: int
     score: float
     artist_key: str
+
+
+async def _astray(
+    session: AsyncSession, *, direction: Direction, nearest: float | None, eligible: repo.Eligible, ef: int
+) -> bool:
+    """Whether the index search from a taste went astray: it found nothing as near as the taste's
+    own tracks (`nearest`: the cosine of the nearest eligible track it returned).
+
+    HNSW descends greedily from one entry point; on clustered vectors that descent can settle in
+    another cluster that no link leads out of, and no candidate list (ef_search) finds the way
+    back: the page then fills with an unrelated genre. Some track of the taste lies at least its
+    cohesion near the centroid, so when the search returns nothing that near, an unfiltered
+    search (the same descent) must find one; if it does not, the index never got there.
+    """
+    floor = direction.floor
+    if floor is None or (nearest is not None and nearest >= floor - REACH_SLACK):
+        return False
+    reach = await repo.reach(session, query=direction.vector, eligible=eligible, ef_search=ef)
+    return reach is None or reach < floor - REACH_SLACK
 
 
 def _recommendation(row: Any, taste: TasteRef | None) -> RecommendationOut:
@@ -261,12 +286,17 @@ async def _search_one(
 ) -> tuple[list[Any], bool]:
     """One direction (today's path): rows with details, nearest first; and whether more may exist."""
     direction = query.directions[0]
+    astray = False
     if query.vibe_probe is None:
         ef = _ef_search(
             limit=limit, known_tracks=known, taste_share=direction.taste_share, diffuse=query.diffuse
         )
         rows = await repo.nearest(
             session, query=direction.vector, ef_search=ef, eligible=eligible, limit=limit
+        )
+        nearest = float(rows[0]["score"]) if rows else None
+        astray = len(rows) >= limit and await _astray(
+            session, direction=direction, nearest=nearest, eligible=eligible, ef=ef
         )
     else:
         candidates: set[int] = set()
@@ -287,9 +317,9 @@ async def _search_one(
             candidates=sorted(candidates),
             limit=limit,
         )
-    if len(rows) < limit:
-        # The index scan ran out of budget before filling the page; an exact scan settles
-        # whether more eligible tracks exist.
+    if len(rows) < limit or astray:
+        # The index scan ran out of budget before filling the page, or went astray; an exact
+        # scan settles which eligible tracks are nearest.
         rows = await repo.nearest(
             session, query=direction.vector, ef_search=0, exact=True, eligible=eligible, limit=limit
         )
@@ -326,7 +356,10 @@ async def _found(
     rows = await repo.nearest(
         session, query=direction.vector, ef_search=ef, eligible=eligible, limit=want, details=False
     )
-    if len(rows) < want:
+    nearest = 1.0 - float(rows[0]["distance"]) if rows else None
+    if len(rows) < want or await _astray(
+        session, direction=direction, nearest=nearest, eligible=eligible, ef=ef
+    ):
         rows = await repo.nearest(
             session,
             query=direction.vector,

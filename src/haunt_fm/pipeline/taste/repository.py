@@ -89,20 +89,22 @@ _RECORD = np.dtype([("id", ">i8"), ("w", ">f8"), ("v", ">f4", (EMBEDDING_DIM,))]
 # changed, a listen or a feedback arrived, activity_at was bumped (feedback deleted, listens
 # moved, a listen of it marked skipped by another profile's next listen), one of the profile's
 # listened/liked tracks got its embedding, or it has a taste vector but no tastes yet (built
-# before tastes existed).
+# before tastes existed) or tastes without their cohesion (built before migration 0011).
 # Every branch is an index probe. `tastes` is the stored tastes without their vectors.
 _FRESHNESS_SQL = text(
     """
     SELECT p.taste_embedding, p.taste_built_at, p.taste_tracks_used,
            coalesce((SELECT json_agg(json_build_object('index', pt.idx, 'label', pt.label,
-                                                       'weight', pt.weight, 'tracks', pt.tracks)
+                                                       'weight', pt.weight, 'tracks', pt.tracks,
+                                                       'cohesion', pt.cohesion)
                                      ORDER BY pt.idx)
                      FROM profile_tastes pt WHERE pt.profile_id = p.id), '[]') AS tastes,
            (p.taste_built_at IS NULL
             OR p.taste_model IS DISTINCT FROM :model
             OR p.activity_at > p.taste_built_at
             OR (p.taste_embedding IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM profile_tastes pt WHERE pt.profile_id = p.id))
+                AND NOT EXISTS (SELECT 1 FROM profile_tastes pt
+                                WHERE pt.profile_id = p.id AND pt.cohesion IS NOT NULL))
             OR EXISTS (SELECT 1 FROM listen_events e
                        WHERE e.profile_id = p.id AND e.received_at > p.taste_built_at)
             OR EXISTS (SELECT 1 FROM feedback f
@@ -127,8 +129,9 @@ _DELETE_TASTES_SQL = text("DELETE FROM profile_tastes WHERE profile_id = :pid")
 
 _INSERT_TASTE_SQL = text(
     """
-    INSERT INTO profile_tastes (profile_id, idx, centroid, weight, tracks, label, top_artists, built_at)
-    VALUES (:pid, :idx, :centroid, :weight, :tracks, :label, :top_artists, :built_at)
+    INSERT INTO profile_tastes (profile_id, idx, centroid, weight, tracks, label, top_artists, built_at,
+                                cohesion)
+    VALUES (:pid, :idx, :centroid, :weight, :tracks, :label, :top_artists, :built_at, :cohesion)
     """
 ).bindparams(bindparam("centroid", type_=Vector(EMBEDDING_DIM)), bindparam("top_artists", type_=ARRAY(Text)))
 
@@ -209,7 +212,7 @@ async def centroids(session: AsyncSession, *, profile_id: int) -> list[np.ndarra
 
 
 async def replace_tastes(session: AsyncSession, *, profile_id: int, tastes: Sequence[dict[str, Any]]) -> None:
-    """Make `tastes` (idx, centroid, weight, tracks, label, top_artists, built_at) the profile's."""
+    """Make `tastes` (idx, centroid, weight, tracks, label, top_artists, built_at, cohesion) the profile's."""
     await session.execute(_DELETE_TASTES_SQL, {"pid": profile_id})
     if tastes:
         await session.execute(_INSERT_TASTE_SQL, [{"pid": profile_id, **t} for t in tastes])

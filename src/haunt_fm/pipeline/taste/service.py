@@ -48,6 +48,8 @@ class TasteVector:
     tracks: int
     vector: np.ndarray
     top_artists: tuple[str, ...] = ()
+    # The weighted mean cosine of its tracks to `vector`: one of them at least lies this near.
+    cohesion: float | None = None
 
 
 class Taste(NamedTuple):
@@ -72,6 +74,12 @@ async def resolve_profile(session: AsyncSession, profile: Profile | str | None) 
 def _label(tags: Sequence[str] | None, artists: Sequence[str]) -> str:
     parts = list(tags or [])[:LABEL_PARTS] or list(artists)[:LABEL_PARTS]
     return (" · " if tags else ", ").join(parts) or "untitled"
+
+
+def _cohesion(vectors: np.ndarray, weights: np.ndarray, centroid: np.ndarray) -> float:
+    """The weighted mean cosine of unit `vectors` to `centroid`: the nearest of them is at least this near."""
+    cosines = vectors.astype(np.float64) @ centroid.astype(np.float64)
+    return float(np.dot(weights, cosines) / weights.sum())
 
 
 def _mean(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
@@ -104,7 +112,11 @@ async def _split(
         top_artists = artists.get(i, [])
         label = _label(tags.get(i), top_artists)
         weight = round(float(split.shares[i]), 6)
-        tastes.append(TasteVector(i, label, weight, int(counts[i]), centroids[i], tuple(top_artists)))
+        members = split.labels == i
+        cohesion = _cohesion(vectors[members], weights[members], centroids[i])
+        tastes.append(
+            TasteVector(i, label, weight, int(counts[i]), centroids[i], tuple(top_artists), cohesion)
+        )
         rows.append(
             {
                 "idx": i,
@@ -114,6 +126,7 @@ async def _split(
                 "label": label,
                 "top_artists": top_artists,
                 "built_at": built_at,
+                "cohesion": cohesion,
             }
         )
     await repo.replace_tastes(session, profile_id=prof.id, tastes=rows)
@@ -166,7 +179,9 @@ async def ensure_fresh_tastes(
         return []
     vectors = [mean] if len(stored) == 1 else await repo.centroids(session, profile_id=prof.id)
     return [
-        TasteVector(int(t["index"]), str(t["label"]), float(t["weight"]), int(t["tracks"]), v)
+        TasteVector(
+            int(t["index"]), str(t["label"]), float(t["weight"]), int(t["tracks"]), v, cohesion=t["cohesion"]
+        )
         for t, v in zip(stored, vectors, strict=True)
     ]
 
