@@ -114,6 +114,13 @@ def _patch_operation(path: str, method: str, op: dict[str, Any]) -> None:
             entry["content"] = _ref("HealthError")
         elif "content" not in entry or _is_untyped(entry["content"]):
             entry["content"] = _ref("Error")
+        else:
+            # A status with its own body (409 `vibe_not_understood`) can also carry the plain
+            # error body for its other causes (409: no taste yet).
+            body = entry["content"].get("application/json", {})
+            own = body.get("schema")
+            if own is not None and own != _ref("Error")["application/json"]["schema"]:
+                body["schema"] = {"anyOf": [own, _ref("Error")["application/json"]["schema"]]}
         if code == "503":
             entry["headers"] = _RETRY_AFTER
 

@@ -32,7 +32,9 @@ FORMAT_CHARS = (
     r"\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
     r"\U000e0020-\U000e007f"
 )
-VISIBLE = r"[^\s" + FORMAT_CHARS + "]"
+# \s in a JSON Schema pattern (ECMA-262) leaves out what Python counts as space too: the
+# information separators U+001C..U+001F and NEL.
+VISIBLE = r"[^\s\x1c-\x1f\x85" + FORMAT_CHARS + "]"
 
 
 def _no_nul(value: str) -> str:

@@ -83,7 +83,13 @@ async def import_lastfm(request: Request, body: LastfmImportIn, settings: Settin
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"type": "array", "items": _LISTEN_SCHEMA}},
+                # An entry of another shape is not refused: it is skipped and listed in `problems`.
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"anyOf": [_LISTEN_SCHEMA, {"description": "anything else: skipped"}]},
+                    }
+                },
                 "application/x-ndjson": _LINES,
                 "application/jsonl": _LINES,
                 "multipart/form-data": {

@@ -31,8 +31,10 @@ class LastfmImportIn(BaseModel):
     @field_validator("since")
     @classmethod
     def _sane_time(cls, value: datetime | None) -> datetime | None:
-        if value is not None and not 1970 <= value.year <= 2200:
-            raise ValueError("since must be a real date between 1970 and 2200")
+        # Any date the schema allows is accepted: before 1970 (before any scrobble) means from
+        # the start; a date still to come leaves nothing to import.
+        if value is not None and value.year < 1970:
+            return None
         return value
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from haunt_fm.pipeline.common import NonBlankStr, as_utc
@@ -21,6 +29,10 @@ _OPTIONAL_TEXT: dict[str, tuple[int, bool]] = {
     "profile": (200, False),
 }
 MAX_DURATION_S = 86_400
+# An optional field takes any JSON value (the schema says so): one that is not what it should be
+# is ignored with a note, and the listen is stored all the same.
+Lenient = WithJsonSchema({})
+_IGNORED = " Any other value is ignored (the answer's `note` says so); the listen is stored."
 MAX_GROUP_MEMBERS = 64
 # A played_at further ahead of our clock than this is a wrong clock: the arrival time is used.
 FUTURE_SKEW = timedelta(minutes=5)
@@ -134,33 +146,42 @@ class ListenIn(BaseModel):
 
     title: NonBlankStr = Field(max_length=1000)
     artist: NonBlankStr = Field(max_length=1000)
-    album: str | None = Field(default=None, description="Cut to 1000 characters.")
-    speaker_name: str | None = Field(default=None, description="Cut to 500 characters.")
-    speaker_entity: str | None = Field(
-        default=None, description="The player's entity id; ignored when longer than 255 characters."
+    album: Annotated[str | None, Lenient] = Field(
+        default=None, description="Text, cut to 1000 characters." + _IGNORED
     )
-    profile: str | None = Field(
-        default=None, description="Log to this profile; unknown or invalid: the speaker mapping decides."
+    speaker_name: Annotated[str | None, Lenient] = Field(
+        default=None, description="Text, cut to 500 characters." + _IGNORED
     )
-    played_at: datetime | None = Field(
+    speaker_entity: Annotated[str | None, Lenient] = Field(
+        default=None,
+        description="The player's entity id (text); ignored when longer than 255 characters." + _IGNORED,
+    )
+    profile: Annotated[str | None, Lenient] = Field(
+        default=None,
+        description="Log to this profile (text); unknown or invalid: the speaker mapping decides." + _IGNORED,
+    )
+    played_at: Annotated[datetime | None, Lenient] = Field(
         default=None,
         description=(
-            "When it started playing (ISO-8601; naive = UTC). Default, and instead of a time more "
-            "than 5 minutes ahead or outside 1970..2200: the arrival time."
+            "When it started playing (ISO-8601 text; naive = UTC). Default, and instead of a time "
+            "more than 5 minutes ahead, outside 1970..2200 or not a date-time: the arrival time."
         ),
     )
-    media_content_id: str | None = Field(
-        default=None, description="Ignored when longer than 2000 characters."
+    media_content_id: Annotated[str | None, Lenient] = Field(
+        default=None, description="Text; ignored when longer than 2000 characters." + _IGNORED
     )
-    duration_s: int | None = Field(
-        default=None,
-        description=f"Track length in seconds (fractions are rounded); ignored outside 1..{MAX_DURATION_S}.",
-    )
-    group_members: list[str] | None = Field(
+    duration_s: Annotated[int | None, Lenient] = Field(
         default=None,
         description=(
-            "The player's `group_members` attribute: a group player lists its member players, "
-            "whose listens of the same track are then the group's."
+            f"Track length in seconds, a number (fractions are rounded); ignored outside "
+            f"1..{MAX_DURATION_S}." + _IGNORED
+        ),
+    )
+    group_members: Annotated[list[str] | None, Lenient] = Field(
+        default=None,
+        description=(
+            "The player's `group_members` attribute, a list of entity ids: a group player lists "
+            "its member players, whose listens of the same track are then the group's." + _IGNORED
         ),
     )
     # What was dropped or cut, for the answer's note (set by the validator below only).

@@ -15,6 +15,8 @@ MAX_TRACKS = 200
 MAX_ID = 2**63 - 1
 # Home Assistant entity ids are lowercase `domain.object_id`; only media players can play.
 _SPEAKER_RE = re.compile(r"^media_player\.[a-z0-9_]{1,250}$")
+# The same rule for the schema, as the validator reads it: trimmed, any case.
+SPEAKER_ENTITY_PATTERN = r"^\s*[Mm][Ee][Dd][Ii][Aa]_[Pp][Ll][Aa][Yy][Ee][Rr]\.[A-Za-z0-9_]{1,250}\s*$"
 
 Kind = Literal["known", "new"]
 PlaybackStatus = Literal["played", "partial", "failed", "not_requested"]
@@ -57,7 +59,13 @@ class PlaylistIn(BaseModel):
                 "alpha": 0.5,
                 "speaker_entity": "media_player.study_speaker_2",
                 "auto_play": True,
-            }
+            },
+            # auto_play needs a player to play on.
+            "if": {"properties": {"auto_play": {"const": True}}, "required": ["auto_play"]},
+            "then": {
+                "required": ["speaker_entity"],
+                "properties": {"speaker_entity": {"type": "string", "pattern": SPEAKER_ENTITY_PATTERN}},
+            },
         },
     )
 
@@ -77,6 +85,8 @@ class PlaylistIn(BaseModel):
     speaker_entity: str | None = Field(
         default=None,
         max_length=300,
+        # Blank reads as none.
+        json_schema_extra={"pattern": SPEAKER_ENTITY_PATTERN + r"|^\s*$"},
         description="Music Assistant player, e.g. `media_player.study_speaker_2` (the `_2` entity).",
     )
     auto_play: bool = Field(default=False, description="Play it on `speaker_entity` now (needs it).")

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, status
 from haunt_fm.deps import SessionDep, SessionFactoryDep, SettingsDep
 from haunt_fm.errors import Invalid
 from haunt_fm.pipeline.common import LimitQuery
+from haunt_fm.pipeline.playlists.schemas import SPEAKER_ENTITY_PATTERN
 from haunt_fm.pipeline.radio import service
 from haunt_fm.pipeline.radio.schemas import RadioIn, RadioList, RadioStarted, RadioStopped, clean_speaker
 from haunt_fm.pipeline.recommendations.vibe import VibeEncoderDep
@@ -68,7 +69,11 @@ async def list_radios(session: SessionDep, limit: LimitQuery = 20) -> RadioList:
 async def stop(
     factory: SessionFactoryDep,
     settings: SettingsDep,
-    speaker_entity: str = Path(max_length=300, description="e.g. `media_player.study_speaker_2`"),
+    speaker_entity: str = Path(
+        max_length=300,
+        pattern=SPEAKER_ENTITY_PATTERN,
+        description="e.g. `media_player.study_speaker_2`",
+    ),
     stop_playback: bool = Query(default=False, description="Also stop the player through Home Assistant."),
 ) -> RadioStopped:
     try:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from haunt_fm.pipeline.playlists.schemas import (
+    SPEAKER_ENTITY_PATTERN,
     PlaybackOut,
     PlaylistTrackOut,
     clean_speaker_entity,
@@ -46,6 +47,7 @@ class RadioIn(BaseModel):
 
     speaker_entity: Annotated[str, AfterValidator(clean_speaker)] = Field(
         max_length=300,
+        json_schema_extra={"pattern": SPEAKER_ENTITY_PATTERN},
         description="Music Assistant player, e.g. `media_player.study_speaker_2` (the `_2` entity).",
     )
     profile: Annotated[str | None, AfterValidator(optional_profile)] = Field(
