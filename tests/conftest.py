@@ -103,7 +103,7 @@ async def reset_database(eng: AsyncEngine) -> None:
     # A server stopped while one of its connections was still being set up (asyncpg's type
     # introspection runs in a transaction) leaves that session idle in transaction, holding
     # locks, with no event loop left to close it: TRUNCATE would wait for it forever. Such a
-    # session is ended once it has sat idle in its transaction for a few seconds; anything else
+    # session is ended once it has waited on its client for a few seconds; anything else
     # still in the way fails the test after a minute instead of hanging the run.
     for lock_timeout in ("5s", "60s"):
         try:
@@ -119,10 +119,13 @@ async def reset_database(eng: AsyncEngine) -> None:
 
 
 _DEFAULT_PROFILE_SQL = "INSERT INTO profiles (name, display_name) VALUES ('default', 'Default')"
+# Waiting on its client inside a transaction for seconds: idle in transaction, or "active"
+# halfway through a statement the client never finished sending.
 _END_ABANDONED_SQL = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-    "AND state = 'idle in transaction' AND state_change < now() - interval '3 seconds'"
+    "AND state IN ('idle in transaction', 'active') AND wait_event = 'ClientRead' "
+    "AND state_change < now() - interval '3 seconds'"
 )
 
 
