@@ -123,15 +123,7 @@ async def rows(sessions: async_sessionmaker[AsyncSession], sql: str, **params: A
 
 
 async def wait_for(predicate: Any, *, seconds: float = 60.0, every: float = 0.05) -> None:
-    """Await `predicate()` (async, truthy) until it holds, failing after `seconds` (a liveness
-    bound for a busy machine, not a speed check)."""
-    import asyncio
-    import time
+    """Await `predicate()` (async, truthy) until it holds (a liveness bound, not a speed check)."""
+    from tests.support.waiting import eventually_async
 
-    deadline = time.monotonic() + seconds
-    while True:
-        if await predicate():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(every)
+    await eventually_async(predicate, what="the condition", seconds=seconds, every=every)

@@ -9,7 +9,6 @@ model is a tiny random CLAP checkpoint loaded through the real code path.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.fakes.itunes import FakeItunes
 from tests.fakes.lastfm import FakeLastfm
 from tests.support.audio import make_aac_m4a
 from tests.support.serve_process import serve_process
+from tests.support.waiting import eventually
 
 SEEDS = [("Radiohead", "Paranoid Android"), ("Portishead", "Roads"), ("Massive Attack", "Teardrop")]
 SIMILAR = 6  # candidates per seed
@@ -79,13 +79,11 @@ def service(
 
 
 def _wait(client: httpx.Client, what: str, done: object, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get("/api/status").json()
-        if done(status):  # type: ignore[operator]
-            return status
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {status['pipeline']}"
-        time.sleep(0.2)
+    def reached() -> dict | None:
+        status: dict = client.get("/api/status").json()
+        return status if done(status) else None  # type: ignore[operator]
+
+    return eventually(reached, what=what, seconds=timeout, every=0.2)
 
 
 @pytest.mark.slow

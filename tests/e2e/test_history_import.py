@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.fakes.homeassistant import FakeHomeAssistant
 from tests.fakes.itunes import FakeItunes
 from tests.fakes.lastfm import FakeLastfm
 from tests.support.audio import make_aac_m4a
+from tests.support.waiting import eventually
 
 __all__ = ["service"]
 
@@ -73,14 +73,14 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def _import(c: httpx.Client, response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     import_id = response.json()["import_id"]
-    deadline = time.monotonic() + 60
-    while True:
-        doc = c.get(f"/api/admin/imports/{import_id}").json()
-        if doc["status"] != "running":
-            assert doc["status"] == "done", doc
-            return dict(doc)
-        assert time.monotonic() < deadline, doc
-        time.sleep(0.1)
+
+    def ended() -> dict[str, Any] | None:
+        doc: dict[str, Any] = c.get(f"/api/admin/imports/{import_id}").json()
+        return doc if doc["status"] != "running" else None
+
+    doc = eventually(ended, what=f"import {import_id} to end")
+    assert doc["status"] == "done", doc
+    return doc
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.ha_peer.peer import RealHomeAssistant, ensure_built, free_port
+from tests.support.waiting import eventually_async
 
 pytestmark = [pytest.mark.real_ha, pytest.mark.slow]
 
@@ -140,15 +141,16 @@ def quiet(player: str) -> dict[str, Any]:
 
 async def automation_done(home: RealHomeAssistant, since: datetime, *, within: float = 30) -> None:
     """Wait until the package's automation ran after `since` and no run is still in flight."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def done() -> bool:
         states = await home.get("/api/states")
         (auto,) = [s for s in states if s["attributes"].get("id") == "haunt_fm_log_music_play"]
         last = auto["attributes"].get("last_triggered")
-        if last and datetime.fromisoformat(last) >= since and auto["attributes"].get("current", 0) == 0:
-            return
-        assert time.monotonic() < deadline, auto
-        await asyncio.sleep(0.2)
+        return bool(
+            last and datetime.fromisoformat(last) >= since and auto["attributes"].get("current", 0) == 0
+        )
+
+    await eventually_async(done, what="the automation to run", seconds=within, every=0.2)
 
 
 async def listens(api: httpx.AsyncClient) -> list[tuple[str, str, str, str]]:
@@ -160,13 +162,12 @@ async def listens(api: httpx.AsyncClient) -> list[tuple[str, str, str, str]]:
 async def until_listens(
     api: httpx.AsyncClient, count: int, *, within: float = 60
 ) -> list[tuple[str, str, str, str]]:
-    deadline = time.monotonic() + within
-    while True:
+
+    async def enough() -> list[tuple[str, str, str, str]] | None:
         found = await listens(api)
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, found
-        await asyncio.sleep(0.5)
+        return found if len(found) >= count else None
+
+    return await eventually_async(enough, what=f"{count} listens", seconds=within, every=0.5)
 
 
 async def play(home: RealHomeAssistant, player: str, state: str, attributes: dict[str, Any]) -> datetime:

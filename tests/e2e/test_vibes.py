@@ -10,7 +10,6 @@ their tags. With the text tower useless, a vibe can only steer through the tags,
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tests.fakes.itunes import FakeItunes
 from tests.fakes.lastfm import FakeLastfm
 from tests.fakes.lastfm_world import TagWorld
 from tests.support.serve_process import serve_process
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -72,13 +72,11 @@ def service(
 
 
 def _wait(client: httpx.Client, what: str, done: Any, timeout: float = 240) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get("/api/status").json()
-        if done(status):
-            return dict(status)
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {status['pipeline']}"
-        time.sleep(0.3)
+    def reached() -> dict[str, Any] | None:
+        status: dict[str, Any] = client.get("/api/status").json()
+        return status if done(status) else None
+
+    return eventually(reached, what=what, seconds=timeout, every=0.3)
 
 
 def _recommend(client: httpx.Client, **params: Any) -> httpx.Response:
@@ -176,10 +174,11 @@ def test_an_unknown_vibe_answers_409_with_suggestions_and_starts_discovery(libra
         assert "matched no Last.fm tag" in body["detail"] and "failed its self-test" in body["detail"]
         assert "Discovery for 'polka' has started" in body["detail"]
         # The stand-in's charts know no polka: the lookup runs in serve and finds nothing.
-        deadline = time.monotonic() + 30
-        while "within the last day" not in _recommend(c, vibe="polka", alpha=0).json()["detail"]:
-            assert time.monotonic() < deadline, "the tag lookup did not run"
-            time.sleep(0.3)
+        eventually(
+            lambda: "within the last day" in _recommend(c, vibe="polka", alpha=0).json()["detail"],
+            what="the tag lookup to run",
+            every=0.3,
+        )
         played = c.post("/api/playlists/generate", json={"total_tracks": 4, "vibe": "polka"})
         assert played.status_code == 409
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from haunt_fm.app import create_app
 from tests.conftest import make_settings
 from tests.discovery.support import LASTFM_KEY
 from tests.support.live_server import LiveServer
+from tests.support.waiting import eventually_async
 
 BASE_UTS = 1_700_000_000
 
@@ -61,15 +60,14 @@ async def wait_import(
     http: httpx.AsyncClient, import_id: int, *, seconds: float = 60.0, until: Any = None
 ) -> dict[str, Any]:
     """Poll the import until it is no longer running (or `until(doc)` holds)."""
-    deadline = time.monotonic() + seconds
-    while True:
+
+    async def there() -> dict[str, Any] | None:
         response = await http.get(f"/api/admin/imports/{import_id}")
         assert response.status_code == 200, response.text
-        doc = response.json()
-        if until(doc) if until is not None else doc["status"] != "running":
-            return doc
-        assert time.monotonic() < deadline, f"import {import_id} did not get there: {doc}"
-        await asyncio.sleep(0.05)
+        doc: dict[str, Any] = response.json()
+        return doc if (until(doc) if until is not None else doc["status"] != "running") else None
+
+    return await eventually_async(there, what=f"import {import_id}", seconds=seconds)
 
 
 async def scalar(sessions: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> Any:

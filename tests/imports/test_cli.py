@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from sqlalchemy import text
@@ -23,6 +22,7 @@ from tests.imports.support import (
     scalar,
     write_jsonl,
 )
+from tests.support.waiting import eventually_async
 
 EXE = Path(sys.executable).parent / "haunt-fm"
 
@@ -57,10 +57,12 @@ async def _interrupt_when(
     proc = await asyncio.create_subprocess_exec(
         str(EXE), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    deadline = time.monotonic() + 60
-    while (await scalar(sessions, "SELECT coalesce(max(imported), 0) FROM imports")) < imported:
-        assert proc.returncode is None and time.monotonic() < deadline, "the import never got that far"
-        await asyncio.sleep(0.02)
+
+    async def far_enough() -> bool:
+        assert proc.returncode is None, "the import command ended before it got that far"
+        return bool(await scalar(sessions, "SELECT coalesce(max(imported), 0) FROM imports") >= imported)
+
+    await eventually_async(far_enough, what=f"the import to store {imported} listens", every=0.02)
     proc.send_signal(sig)
     _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return int(proc.returncode if proc.returncode is not None else -1), err.decode()

@@ -23,6 +23,7 @@ from haunt_fm.clients.homeassistant import HomeAssistantClient
 from haunt_fm.config import Settings
 from haunt_fm.pipeline.listens.reconcile import reconcile, starts_from_history
 from tests.fakes import FakeHomeAssistant
+from tests.support.waiting import eventually_async
 
 Factory = async_sessionmaker[AsyncSession]
 TOKEN = "SECRET-ha-token-for-history"
@@ -352,13 +353,12 @@ async def test_it_runs_at_start_when_serve_has_home_assistant(
     timeline.at(2)
     ha.set_state(STUDY, "playing", music("Andvari", name="Study speaker"))
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        deadline = asyncio.get_running_loop().time() + 30
-        while True:
-            status = (await http.get("/api/status")).json()["homeassistant"]["reconciliation"]
-            if status["last_run_at"]:
-                break
-            assert asyncio.get_running_loop().time() < deadline, status
-            await asyncio.sleep(0.2)
+
+        async def ran() -> dict[str, Any] | None:
+            status: dict[str, Any] = (await http.get("/api/status")).json()["homeassistant"]["reconciliation"]
+            return status if status["last_run_at"] else None
+
+        status = await eventually_async(ran, what="the startup reconciliation", seconds=30, every=0.2)
     assert status["enabled"] is True and status["interval_minutes"] == 10
     # The state was set before serve started: the startup run found it.
     assert [(e["title"], e["source"]) for e in await listens(db)] == [("Andvari", "ha_history")]

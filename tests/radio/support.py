@@ -3,8 +3,6 @@ Home Assistant automation would (POST /api/history/webhook), on a clock the test
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +15,7 @@ from sqlalchemy import text
 from tests.fakes import FakeHomeAssistant
 from tests.playlists.support import SPEAKERS
 from tests.recommendations.support import Factory, add_track, axis, listen, toward
+from tests.support.waiting import eventually_async
 
 E0, E1, E2 = axis(0), axis(1), axis(2)
 # Every listen says the track lasts this long: a skip is a next listen within 30 s of it.
@@ -62,14 +61,7 @@ async def build_world(
 
 async def wait_until(check: Callable[[], Awaitable[Any]], *, seconds: float = 30.0, what: str = "") -> Any:
     """Poll `check` until it returns something truthy (the radio works in the background)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what or check}")
-        await asyncio.sleep(0.05)
+    return await eventually_async(check, what=what or str(check), seconds=seconds)
 
 
 async def radio_on(http: httpx.AsyncClient, speaker: str, *, ended: bool = False) -> dict[str, Any] | None:
