@@ -71,7 +71,8 @@ async def stop(
     settings: SettingsDep,
     speaker_entity: str = Path(
         max_length=300,
-        pattern=SPEAKER_ENTITY_PATTERN,
+        # Documented, checked below by `clean_speaker` (its 422 says what an entity id looks like).
+        json_schema_extra={"pattern": SPEAKER_ENTITY_PATTERN},
         description="e.g. `media_player.study_speaker_2`",
     ),
     stop_playback: bool = Query(default=False, description="Also stop the player through Home Assistant."),
